@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include <libconfig.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,9 +111,20 @@ static void set_string(char **slot, const char *value)
         abort();
 }
 
+/* The report's figures until the configuration or `rolloutctl targets set` says otherwise:
+ * every one of the 72,000 employees equipped, the smartphone for a wider but not universal
+ * group. Written into the example file by config_write_example(). */
+static const struct config_item_target default_targets[ITEM_COUNT] = {
+    [ITEM_MOBILE_DEVICE] = {true, 72000, "2027-12-31"},
+    [ITEM_HESSEN_SMARTPHONE] = {true, 30000, "2027-06-30"},
+    [ITEM_HESSEN_VOICE] = {true, 72000, "2027-12-31"},
+    [ITEM_WLAN_AUTOLOGIN] = {true, 72000, "2027-03-31"},
+};
+
 void config_defaults(struct rollout_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
+    memcpy(cfg->targets, default_targets, sizeof cfg->targets);
     for (size_t i = 0; i < SETTING_COUNT; i++) {
         const struct setting *s = &settings[i];
         switch (s->type) {
@@ -151,12 +163,18 @@ static const struct setting *find_setting(const char *path)
 }
 
 static bool fail(char err[CONFIG_ERROR_MAX], const char *file, const config_setting_t *where,
-                 const char *fmt, const char *a, const char *b)
+                 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static bool fail(char err[CONFIG_ERROR_MAX], const char *file, const config_setting_t *where,
+                 const char *fmt, ...)
 {
-    char reason[CONFIG_ERROR_MAX];
-    snprintf(reason, sizeof reason, fmt, a, b);
-    snprintf(err, CONFIG_ERROR_MAX, "%s:%d: %s", file, where ? config_setting_source_line(where) : 0,
-             reason);
+    char reason[300];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof reason, fmt, ap);
+    va_end(ap);
+    snprintf(err, CONFIG_ERROR_MAX, "%.150s:%d: %s", file,
+             where ? config_setting_source_line(where) : 0, reason);
     return false;
 }
 
@@ -168,7 +186,7 @@ static bool read_scalar(struct rollout_config *cfg, const struct setting *s,
     case SETTING_STRING:
     case SETTING_LEVEL: {
         if (config_setting_type(node) != CONFIG_TYPE_STRING)
-            return fail(err, file, node, "%s must be a string in double quotes%s", s->path, "");
+            return fail(err, file, node, "%s must be a string in double quotes", s->path);
         const char *v = config_setting_get_string(node);
         if (s->type == SETTING_LEVEL) {
             enum log_level lvl;
@@ -182,7 +200,7 @@ static bool read_scalar(struct rollout_config *cfg, const struct setting *s,
     case SETTING_INT: {
         int t = config_setting_type(node);
         if (t != CONFIG_TYPE_INT && t != CONFIG_TYPE_INT64)
-            return fail(err, file, node, "%s must be a whole number%s", s->path, "");
+            return fail(err, file, node, "%s must be a whole number", s->path);
         long long v = config_setting_get_int64(node);
         if (v < s->min || v > s->max) {
             snprintf(buf, sizeof buf, "%lld; allowed are %lld to %lld", v, s->min, s->max);
@@ -193,7 +211,7 @@ static bool read_scalar(struct rollout_config *cfg, const struct setting *s,
     }
     case SETTING_BOOL:
         if (config_setting_type(node) != CONFIG_TYPE_BOOL)
-            return fail(err, file, node, "%s must be true or false%s", s->path, "");
+            return fail(err, file, node, "%s must be true or false", s->path);
         *(bool *)field(cfg, s) = config_setting_get_bool(node) != 0;
         return true;
     }
@@ -217,7 +235,7 @@ static bool read_targets(struct rollout_config *cfg, const config_setting_t *gro
                          const char *file, char *err)
 {
     if (!config_setting_is_group(group))
-        return fail(err, file, group, "targets must be a group { item = { ... }; }%s%s", "", "");
+        return fail(err, file, group, "targets must be a group { item = { ... }; }");
     for (int i = 0; i < config_setting_length(group); i++) {
         const config_setting_t *it = config_setting_get_elem(group, (unsigned)i);
         const char *name = config_setting_name(it);
@@ -225,12 +243,12 @@ static bool read_targets(struct rollout_config *cfg, const config_setting_t *gro
         if (!item_parse(name, &item))
             return fail(err, file, it,
                         "unknown item \"%s\" in targets; items are mobile_device, "
-                        "hessen_smartphone, hessen_voice, wlan_autologin%s",
-                        name, "");
+                        "hessen_smartphone, hessen_voice, wlan_autologin",
+                        name);
         if (!config_setting_is_group(it))
             return fail(err, file, it, "targets.%s must be a group { target = N; deadline = "
-                                       "\"YYYY-MM-DD\"; }%s",
-                        name, "");
+                                       "\"YYYY-MM-DD\"; }",
+                        name);
         struct config_item_target *t = &cfg->targets[item];
         bool have_target = false, have_deadline = false;
         for (int j = 0; j < config_setting_length(it); j++) {
@@ -241,15 +259,15 @@ static bool read_targets(struct rollout_config *cfg, const config_setting_t *gro
                 if ((ty != CONFIG_TYPE_INT && ty != CONFIG_TYPE_INT64) ||
                     config_setting_get_int64(kv) < 1 || config_setting_get_int64(kv) > 10000000)
                     return fail(err, file, kv,
-                                "targets.%s.target must be a whole number from 1 to 10000000%s",
-                                name, "");
+                                "targets.%s.target must be a whole number from 1 to 10000000",
+                                name);
                 t->target = config_setting_get_int64(kv);
                 have_target = true;
             } else if (strcmp(key, "deadline") == 0) {
                 const char *d = config_setting_get_string(kv);
                 if (d == NULL || !valid_date(d))
-                    return fail(err, file, kv, "targets.%s.deadline must be a date \"YYYY-MM-DD\"%s",
-                                name, "");
+                    return fail(err, file, kv, "targets.%s.deadline must be a date \"YYYY-MM-DD\"",
+                                name);
                 memcpy(t->deadline, d, 11);
                 have_deadline = true;
             } else {
@@ -257,7 +275,7 @@ static bool read_targets(struct rollout_config *cfg, const config_setting_t *gro
             }
         }
         if (!have_target || !have_deadline)
-            return fail(err, file, it, "targets.%s needs both target and deadline%s", name, "");
+            return fail(err, file, it, "targets.%s needs both target and deadline", name);
         t->set = true;
     }
     return true;
@@ -296,8 +314,8 @@ static bool walk(struct rollout_config *cfg, const config_setting_t *node, const
             }
         }
         return fail(err, file, child, "unknown setting \"%s\" (see config/rolloutd.conf for the "
-                                      "list)%s",
-                    path, "");
+                                      "list)",
+                    path);
     }
     return true;
 }
@@ -412,11 +430,10 @@ void config_write_example(FILE *out)
         fputs("};\n", out);
     fputs("\n# Default targets per item (overall), stored in the database by `rolloutctl migrate`\n"
           "# when the database has none yet; `rolloutctl targets set` changes them later. [reload]\n"
-          "targets = {\n"
-          "  mobile_device     = { target = 72000; deadline = \"2027-12-31\"; };\n"
-          "  hessen_smartphone = { target = 30000; deadline = \"2027-06-30\"; };\n"
-          "  hessen_voice      = { target = 72000; deadline = \"2027-12-31\"; };\n"
-          "  wlan_autologin    = { target = 72000; deadline = \"2027-03-31\"; };\n"
-          "};\n",
+          "targets = {\n",
           out);
+    for (int i = 0; i < ITEM_COUNT; i++)
+        fprintf(out, "  %s = { target = %lld; deadline = \"%s\"; };\n", item_info((enum item)i)->key,
+                default_targets[i].target, default_targets[i].deadline);
+    fputs("};\n", out);
 }

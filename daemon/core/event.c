@@ -20,11 +20,16 @@ void api_error_set(struct api_error *err, int status, const char *code, const ch
     va_end(ap);
 }
 
-json_t *api_error_json(const struct api_error *err)
+json_t *api_error_body(const struct api_error *err)
 {
     json_t *e = json_pack("{s:s, s:s}", "code", err->code, "message", err->message);
     json_object_set_new(e, "field", err->field[0] ? json_string(err->field) : json_null());
-    return json_pack("{s:o}", "error", e);
+    return e;
+}
+
+json_t *api_error_json(const struct api_error *err)
+{
+    return json_pack("{s:o}", "error", api_error_body(err));
 }
 
 json_t *event_parse_body(const char *body, size_t len, struct api_error *err)

@@ -18,6 +18,8 @@ struct api_error {
 
 void api_error_set(struct api_error *err, int status, const char *code, const char *field,
                    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* {"code", "message", "field"} as a new reference. */
+json_t *api_error_body(const struct api_error *err);
 /* {"error": {...}} as a new reference. */
 json_t *api_error_json(const struct api_error *err);
 
