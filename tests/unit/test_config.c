@@ -66,14 +66,27 @@ static void expect_defaults(const struct rollout_config *c)
     cr_expect_eq(c->snapshot_refresh_ms, 250);
     cr_expect_str_eq(c->log_level, "info");
     cr_expect_not(c->log_syslog);
+    /* the report's figures are built in until the configuration or the CLI says otherwise */
+    static const struct {
+        long long target;
+        const char *deadline;
+    } targets[ITEM_COUNT] = {
+        [ITEM_MOBILE_DEVICE] = {72000, "2027-12-31"},
+        [ITEM_HESSEN_SMARTPHONE] = {30000, "2027-06-30"},
+        [ITEM_HESSEN_VOICE] = {72000, "2027-12-31"},
+        [ITEM_WLAN_AUTOLOGIN] = {72000, "2027-03-31"},
+    };
+    for (int i = 0; i < ITEM_COUNT; i++) {
+        cr_expect(c->targets[i].set, "item %d has a default target", i);
+        cr_expect_eq(c->targets[i].target, targets[i].target, "item %d", i);
+        cr_expect_str_eq(c->targets[i].deadline, targets[i].deadline, "item %d", i);
+    }
 }
 
 Test(config, defaults)
 {
     config_defaults(&cfg);
     expect_defaults(&cfg);
-    for (int i = 0; i < ITEM_COUNT; i++)
-        cr_expect_not(cfg.targets[i].set, "no target is built in for item %d", i);
 }
 
 Test(config, empty_text_gives_the_defaults)
@@ -103,8 +116,8 @@ Test(config, good_config)
                        "progress = { snapshot_refresh_ms = 500; };\n"
                        "log = { level = \"debug\"; syslog = true; };\n"
                        "targets = {\n"
-                       "  hessen_smartphone = { target = 30000; deadline = \"2027-06-30\"; };\n"
-                       "  wlan_autologin = { deadline = \"2027-03-31\"; target = 72000; };\n"
+                       "  hessen_smartphone = { target = 25000; deadline = \"2027-09-30\"; };\n"
+                       "  wlan_autologin = { deadline = \"2027-04-30\"; target = 60000; };\n"
                        "};\n";
     cr_assert(config_load_string(&cfg, text, "prod.conf", err), "%s", err);
     cr_expect_str_eq(cfg.listen_address, "0.0.0.0");
@@ -132,14 +145,16 @@ Test(config, good_config)
     cr_expect_eq(cfg.snapshot_refresh_ms, 500);
     cr_expect_str_eq(cfg.log_level, "debug");
     cr_expect(cfg.log_syslog);
-    cr_expect_not(cfg.targets[ITEM_MOBILE_DEVICE].set);
     cr_expect(cfg.targets[ITEM_HESSEN_SMARTPHONE].set);
-    cr_expect_eq(cfg.targets[ITEM_HESSEN_SMARTPHONE].target, 30000);
-    cr_expect_str_eq(cfg.targets[ITEM_HESSEN_SMARTPHONE].deadline, "2027-06-30");
-    cr_expect_not(cfg.targets[ITEM_HESSEN_VOICE].set);
+    cr_expect_eq(cfg.targets[ITEM_HESSEN_SMARTPHONE].target, 25000);
+    cr_expect_str_eq(cfg.targets[ITEM_HESSEN_SMARTPHONE].deadline, "2027-09-30");
     cr_expect(cfg.targets[ITEM_WLAN_AUTOLOGIN].set);
-    cr_expect_eq(cfg.targets[ITEM_WLAN_AUTOLOGIN].target, 72000);
-    cr_expect_str_eq(cfg.targets[ITEM_WLAN_AUTOLOGIN].deadline, "2027-03-31");
+    cr_expect_eq(cfg.targets[ITEM_WLAN_AUTOLOGIN].target, 60000);
+    cr_expect_str_eq(cfg.targets[ITEM_WLAN_AUTOLOGIN].deadline, "2027-04-30");
+    /* the items the file leaves out keep their built-in targets */
+    cr_expect(cfg.targets[ITEM_MOBILE_DEVICE].set);
+    cr_expect_eq(cfg.targets[ITEM_MOBILE_DEVICE].target, 72000);
+    cr_expect_str_eq(cfg.targets[ITEM_HESSEN_VOICE].deadline, "2027-12-31");
 }
 
 Test(config, partial_config_keeps_the_other_defaults)
@@ -395,13 +410,11 @@ Test(config, example_loads_back_cleanly)
     cr_assert_gt(len, 0);
     bool ok = config_load_string(&cfg, text, "rolloutd.conf", err);
     cr_assert(ok, "the example config does not load: %s\n%s", err, text);
+    /* every value in the example, the targets included, is the default */
     expect_defaults(&cfg);
-    /* the example documents the default targets of all four items */
-    for (int i = 0; i < ITEM_COUNT; i++)
-        cr_expect(cfg.targets[i].set, "the example sets no target for item %d", i);
-    cr_expect_eq(cfg.targets[ITEM_MOBILE_DEVICE].target, 72000);
-    cr_expect_eq(cfg.targets[ITEM_HESSEN_SMARTPHONE].target, 30000);
-    cr_expect_str_eq(cfg.targets[ITEM_WLAN_AUTOLOGIN].deadline, "2027-03-31");
+    cr_expect(strstr(text, "hessen_smartphone = { target = 30000; deadline = \"2027-06-30\"; }") !=
+                  NULL,
+              "the example documents the default targets");
     /* every setting is documented: one comment line per setting */
     cr_expect(strstr(text, "[reload]") != NULL);
     cr_expect(strstr(text, "statement_timeout") != NULL);
