@@ -40,7 +40,7 @@
 #include "token.h"
 
 #define FIXTURE_PATH ROLLOUT_SOURCE_DIR "/tests/integration/fixture.sql"
-#define TEMPLATE_DB "rollout_template"
+#define TEMPLATE_DB_DEFAULT "rollout_template"
 #define READY_TIMEOUT_MS 15000
 #define READY_POLL_MS 50
 #define HTTP_TIMEOUT_S 30
@@ -274,8 +274,12 @@ void th_db_create(struct th_db *db)
     PGconn *c = connect_or_fail(maint);
     drop_stale_databases(c);
 
+    /* ROLLOUT_TEST_TEMPLATE: another migrated template, e.g. to try a schema change */
+    const char *tmpl = getenv("ROLLOUT_TEST_TEMPLATE");
+    if (tmpl == NULL || *tmpl == '\0')
+        tmpl = TEMPLATE_DB_DEFAULT;
     char sql[256], err[1024] = "";
-    snprintf(sql, sizeof sql, "CREATE DATABASE \"%s\" TEMPLATE " TEMPLATE_DB, name);
+    snprintf(sql, sizeof sql, "CREATE DATABASE \"%s\" TEMPLATE \"%.100s\"", name, tmpl);
     bool ok = false;
     /* CREATE DATABASE refuses while anyone else is connected to the template (a developer's
      * psql, another test run's clone in progress): retry for a few seconds. */
@@ -289,7 +293,7 @@ void th_db_create(struct th_db *db)
     PQfinish(c);
     cr_assert(ok, "CREATE DATABASE %s TEMPLATE %s failed: %s(tools/dev test creates and migrates "
                   "%s)",
-              name, TEMPLATE_DB, err, TEMPLATE_DB);
+              name, tmpl, err, tmpl);
     memcpy(db->name, name, sizeof db->name);
 
     conninfo(db->conninfo_super, sizeof db->conninfo_super, db->name, "postgres");
@@ -326,7 +330,10 @@ void th_db_drop(struct th_db *db)
 PGresult *th_sql(struct th_db *db, const char *sql, int nparams, const char *const *params)
 {
     cr_assert(db->conn != NULL, "th_sql without a database (call th_db_create first)");
-    PGresult *r = PQexecParams(db->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    /* without parameters the simple protocol, so set-up SQL may hold several statements (the
+     * result is the last one's) */
+    PGresult *r = nparams == 0 ? PQexec(db->conn, sql)
+                               : PQexecParams(db->conn, sql, nparams, NULL, params, NULL, NULL, 0);
     ExecStatusType st = PQresultStatus(r);
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
         char msg[1024];
