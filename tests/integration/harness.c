@@ -291,8 +291,9 @@ void th_db_create(struct th_db *db)
             sleep_ms(100);
     }
     PQfinish(c);
-    cr_assert(ok, "CREATE DATABASE %s TEMPLATE %s failed: %s(tools/dev test creates and migrates "
-                  "%s)",
+    cr_assert(ok,
+              "CREATE DATABASE %s TEMPLATE %s failed: %s(tools/dev test creates and migrates "
+              "%s)",
               name, tmpl, err, tmpl);
     memcpy(db->name, name, sizeof db->name);
 
@@ -456,8 +457,8 @@ static int free_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     cr_assert(fd >= 0, "socket: %s", strerror(errno));
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0,
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in sa = {
+        .sin_family = AF_INET, .sin_port = 0, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t slen = sizeof sa;
     int ok = bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
              getsockname(fd, (struct sockaddr *)&sa, &slen) == 0;
@@ -522,8 +523,7 @@ static void write_config(struct th_daemon *d, const char *extra)
     buf_puts(&b, "# written by tests/integration/harness.c\n");
     if (extra == NULL || !defines_group(extra, "listen")) {
         char line[128];
-        snprintf(line, sizeof line, "listen = { address = \"127.0.0.1\"; port = %d; };\n",
-                 d->port);
+        snprintf(line, sizeof line, "listen = { address = \"127.0.0.1\"; port = %d; };\n", d->port);
         buf_puts(&b, line);
     }
     if (extra == NULL || !defines_group(extra, "database")) {
@@ -646,8 +646,8 @@ int th_daemon_stop(struct th_daemon *d, int sig)
         return st;
     kill(pid, SIGKILL);
     daemon_reap(d, 5000);
-    cr_assert_fail("rolloutd (pid %d) did not exit within %d ms of signal %d; killed it",
-                   (int)pid, STOP_TIMEOUT_MS, sig);
+    cr_assert_fail("rolloutd (pid %d) did not exit within %d ms of signal %d; killed it", (int)pid,
+                   STOP_TIMEOUT_MS, sig);
     return -1;
 }
 
@@ -701,10 +701,10 @@ static bool method_type(const char *m, enum evhttp_cmd_type *out)
         const char *name;
         enum evhttp_cmd_type type;
     } methods[] = {
-        {"GET", EVHTTP_REQ_GET},         {"POST", EVHTTP_REQ_POST},
-        {"HEAD", EVHTTP_REQ_HEAD},       {"PUT", EVHTTP_REQ_PUT},
-        {"DELETE", EVHTTP_REQ_DELETE},   {"OPTIONS", EVHTTP_REQ_OPTIONS},
-        {"TRACE", EVHTTP_REQ_TRACE},     {"CONNECT", EVHTTP_REQ_CONNECT},
+        {"GET", EVHTTP_REQ_GET},       {"POST", EVHTTP_REQ_POST},
+        {"HEAD", EVHTTP_REQ_HEAD},     {"PUT", EVHTTP_REQ_PUT},
+        {"DELETE", EVHTTP_REQ_DELETE}, {"OPTIONS", EVHTTP_REQ_OPTIONS},
+        {"TRACE", EVHTTP_REQ_TRACE},   {"CONNECT", EVHTTP_REQ_CONNECT},
         {"PATCH", EVHTTP_REQ_PATCH},
     };
     for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
@@ -829,8 +829,7 @@ static int pipe_cloexec(int fds[2])
 int th_run(char *const argv[], const char *stdin_data, char **out, char **err)
 {
     int pin[2] = {-1, -1}, pout[2], perr[2];
-    cr_assert(pipe_cloexec(pout) == 0 && pipe_cloexec(perr) == 0, "pipe: %s",
-              strerror(errno));
+    cr_assert(pipe_cloexec(pout) == 0 && pipe_cloexec(perr) == 0, "pipe: %s", strerror(errno));
     if (stdin_data)
         cr_assert(pipe_cloexec(pin) == 0, "pipe: %s", strerror(errno));
     fflush(NULL);
@@ -945,8 +944,7 @@ void th_uuid(char out[37])
     cr_assert(RAND_bytes(b, sizeof b) == 1, "RAND_bytes failed");
     b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* version 4 */
     b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* variant RFC 4122 */
-    snprintf(out, 37,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-             b[15]);
+    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
+             b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
+             b[14], b[15]);
 }

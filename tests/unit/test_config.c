@@ -202,8 +202,7 @@ Test(config, unknown_top_level_setting)
 
 Test(config, unknown_group)
 {
-    EXPECT_ERROR("listen = { port = 1; };\nserver = { port = 8080; };\n", "test.conf:2:",
-                 "server");
+    EXPECT_ERROR("listen = { port = 1; };\nserver = { port = 8080; };\n", "test.conf:2:", "server");
 }
 
 Test(config, nested_group_inside_a_known_group_is_unknown)
@@ -219,8 +218,7 @@ Test(config, failed_load_leaves_the_defaults)
 
 Test(config, bad_type_int_given_a_string)
 {
-    EXPECT_ERROR("listen = { port = \"8080\"; };", "test.conf:1:", "listen.port",
-                 "whole number");
+    EXPECT_ERROR("listen = { port = \"8080\"; };", "test.conf:1:", "listen.port", "whole number");
 }
 
 Test(config, bad_type_int_given_a_float)
@@ -298,8 +296,9 @@ Test(config, targets_zero_target)
 
 Test(config, targets_too_large)
 {
-    EXPECT_ERROR("targets = { mobile_device = { target = 10000001; deadline = \"2027-01-01\"; }; };",
-                 "targets.mobile_device.target");
+    EXPECT_ERROR(
+        "targets = { mobile_device = { target = 10000001; deadline = \"2027-01-01\"; }; };",
+        "targets.mobile_device.target");
 }
 
 Test(config, targets_target_as_string)
@@ -350,7 +349,8 @@ Test(config, targets_deadline_must_be_a_real_date)
         config_free(&cfg);
     }
     cr_assert(config_load_string(
-                  &cfg, "targets = { wlan_autologin = { target = 5; deadline = \"2028-02-29\"; }; };",
+                  &cfg,
+                  "targets = { wlan_autologin = { target = 5; deadline = \"2028-02-29\"; }; };",
                   "t.conf", err),
               "2028 is a leap year: %s", err);
 }
@@ -390,8 +390,7 @@ Test(config, tls_key_without_certificate)
 Test(config, syntax_error_names_file_and_line)
 {
     /* (a missing ';' is no error: libconfig makes the terminator optional) */
-    EXPECT_ERROR("listen = {\n  address = \"127.0.0.1\";\n  port = = 80;\n};\n",
-                 "test.conf:3:");
+    EXPECT_ERROR("listen = {\n  address = \"127.0.0.1\";\n  port = = 80;\n};\n", "test.conf:3:");
 }
 
 Test(config, duplicate_setting_is_rejected)

@@ -11,6 +11,7 @@
  * Rows: from (none first); columns: to. */
 #define Y true
 #define N false
+/* clang-format off */
 static const bool expected[STATE_COUNT][STATE_COUNT] = {
     /*                 none planned ordered delivered active returned cancelled */
     [STATE_NONE] = {N, Y, Y, Y, Y, N, N},
@@ -21,6 +22,7 @@ static const bool expected[STATE_COUNT][STATE_COUNT] = {
     [STATE_RETURNED] = {N, Y, Y, N, N, N, Y},
     [STATE_CANCELLED] = {N, Y, Y, N, N, N, N},
 };
+/* clang-format on */
 #undef Y
 #undef N
 
@@ -32,8 +34,7 @@ Test(transition, whole_table_matches_the_contract)
             bool got = domain_transition_allowed((enum rollout_state)from, (enum rollout_state)to);
             cr_expect_eq(got, expected[from][to], "%s -> %s: expected %s, got %s",
                          state_name((enum rollout_state)from), state_name((enum rollout_state)to),
-                         expected[from][to] ? "allowed" : "illegal",
-                         got ? "allowed" : "illegal");
+                         expected[from][to] ? "allowed" : "illegal", got ? "allowed" : "illegal");
             checked++;
         }
     }
@@ -122,8 +123,8 @@ Test(state, parse_every_real_state_and_round_trip)
 Test(state, rejects_none_and_unknown_names)
 {
     /* "none" is the absence of a state: no event may carry it */
-    static const char *const bad[] = {"none", "", "Active", "ACTIVE", "activ", "active ",
-                                      "canceled", "done", "returned\n"};
+    static const char *const bad[] = {"none",    "",         "Active", "ACTIVE",    "activ",
+                                      "active ", "canceled", "done",   "returned\n"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         enum rollout_state s = STATE_ACTIVE;
         cr_expect_not(state_parse(bad[i], &s), "\"%s\" must not parse as a state", bad[i]);

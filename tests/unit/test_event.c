@@ -134,8 +134,7 @@ static void outcome(const char *body, size_t len, char *out, size_t size, char *
             const char *id = json_string_value(json_object_get(v, "event_id"));
             const char *hash = json_string_value(json_object_get(v, "hash"));
             cr_expect(id != NULL && strspn(id, "0123456789abcdef-") == 36, "event_id %s", id);
-            cr_expect(hash != NULL && strlen(hash) == 64 &&
-                          strspn(hash, "0123456789abcdef") == 64,
+            cr_expect(hash != NULL && strlen(hash) == 64 && strspn(hash, "0123456789abcdef") == 64,
                       "hash %s", hash);
             json_decref(v);
         }
@@ -189,8 +188,7 @@ Test(event_data, every_case_is_complete_and_there_are_enough)
     cr_assert_eq(ni, ne, "%d .json files but %d .expect files in %s", ni, ne, dir);
     for (int i = 0; i < ni; i++) {
         cr_assert_str_eq(inputs[i].name, expects[i].name, "a case lacks its other file");
-        cr_assert(inputs[i].name[0] >= '0' && inputs[i].name[0] <= '9' &&
-                      inputs[i].name[3] == '-',
+        cr_assert(inputs[i].name[0] >= '0' && inputs[i].name[0] <= '9' && inputs[i].name[3] == '-',
                   "%s is not named NNN-name", inputs[i].name);
         if (i > 0)
             cr_assert(strncmp(inputs[i].name, inputs[i - 1].name, 3) != 0,
@@ -246,12 +244,12 @@ Test(timestamp, rejects_what_is_not_rfc3339_with_an_offset)
     static const char *const bad[] = {
         "",
         "2026-11-20",
-        "2026-11-20T09:30:00",         /* no offset */
-        "2026-11-20T09:30Z",           /* no seconds */
-        "2026-11-20 09:30:00Z",        /* blank, not T */
-        "2026-02-30T09:30:00Z",        /* no such day */
-        "2026-02-29T09:30:00Z",        /* 2026 is no leap year */
-        "2100-02-29T09:30:00Z",        /* nor is 2100 */
+        "2026-11-20T09:30:00",  /* no offset */
+        "2026-11-20T09:30Z",    /* no seconds */
+        "2026-11-20 09:30:00Z", /* blank, not T */
+        "2026-02-30T09:30:00Z", /* no such day */
+        "2026-02-29T09:30:00Z", /* 2026 is no leap year */
+        "2100-02-29T09:30:00Z", /* nor is 2100 */
         "2026-04-31T09:30:00Z",
         "2026-13-01T09:30:00Z",
         "2026-00-01T09:30:00Z",
@@ -259,9 +257,9 @@ Test(timestamp, rejects_what_is_not_rfc3339_with_an_offset)
         "2026-11-20T24:00:00Z",
         "2026-11-20T23:60:00Z",
         "2026-11-20T23:59:61Z",
-        "2026-11-20T09:30:00.Z",       /* empty fraction */
+        "2026-11-20T09:30:00.Z", /* empty fraction */
         "2026-11-20T09:30:00.1234567890Z",
-        "2026-11-20T09:30:00+01",      /* hours-only offset */
+        "2026-11-20T09:30:00+01", /* hours-only offset */
         "2026-11-20T09:30:00+1",
         "2026-11-20T09:30:00+0100",
         "2026-11-20T09:30:00+01:0",
@@ -287,11 +285,10 @@ Test(timestamp, rejects_what_is_not_rfc3339_with_an_offset)
 
 Test(uuid, valid)
 {
-    static const char *const good[] = {"0b6f6e52-4d0e-4a57-9a43-1c3c8f3f6b1a",
-                                       "0B6F6E52-4D0E-4A57-9A43-1C3C8F3F6B1A",
-                                       "0b6F6e52-4D0e-4a57-9A43-1c3C8f3F6b1A",
-                                       "00000000-0000-0000-0000-000000000000",
-                                       "ffffffff-ffff-ffff-ffff-ffffffffffff"};
+    static const char *const good[] = {
+        "0b6f6e52-4d0e-4a57-9a43-1c3c8f3f6b1a", "0B6F6E52-4D0E-4A57-9A43-1C3C8F3F6B1A",
+        "0b6F6e52-4D0e-4a57-9A43-1c3C8f3F6b1A", "00000000-0000-0000-0000-000000000000",
+        "ffffffff-ffff-ffff-ffff-ffffffffffff"};
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
         cr_expect(event_uuid_valid(good[i]), "%s is a UUID", good[i]);
 }
@@ -451,8 +448,8 @@ Test(fingerprint, a_different_value_gives_a_different_hash)
 Test(normalise, keeps_known_fields_only_and_values_unchanged)
 {
     json_t *v = valid(EV_A);
-    static const char *const keys[] = {"event_id", "employee",    "item",     "state",
-                                       "occurred_at", "device", "features", "note", "hash"};
+    static const char *const keys[] = {"event_id", "employee", "item", "state", "occurred_at",
+                                       "device",   "features", "note", "hash"};
     cr_assert_eq(json_object_size(v), sizeof keys / sizeof keys[0]);
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
         cr_expect_not_null(json_object_get(v, keys[i]), "%s missing", keys[i]);
@@ -487,10 +484,9 @@ Test(normalise, validate_leaves_the_input_alone)
 Test(future, the_clock_slack_is_five_minutes)
 {
     struct api_error err = {0};
-    json_t *ev = json_pack("{s:s, s:s, s:s, s:s, s:s}", "event_id",
-                           "0b6f6e52-4d0e-4a57-9a43-1c3c8f3f6b1a", "employee", "P1", "item",
-                           "wlan_autologin", "state", "active", "occurred_at",
-                           "2026-12-01T12:05:00Z");
+    json_t *ev = json_pack(
+        "{s:s, s:s, s:s, s:s, s:s}", "event_id", "0b6f6e52-4d0e-4a57-9a43-1c3c8f3f6b1a", "employee",
+        "P1", "item", "wlan_autologin", "state", "active", "occurred_at", "2026-12-01T12:05:00Z");
     json_t *v = event_validate(ev, NOW_US, &err);
     cr_expect_not_null(v, "exactly now + 5 min is still accepted: %s", err.message);
     json_decref(v);

@@ -22,8 +22,9 @@ Test(token, format_is_prefix_and_43_url_safe_characters)
     cr_assert_eq(TOKEN_LENGTH, 47);
     cr_assert(strncmp(t, "rlt_", 4) == 0, "token %s lacks the rlt_ prefix", t);
     for (int i = 4; i < 47; i++)
-        cr_assert(strchr(alphabet, t[i]) != NULL, "character %d (%c) of %s is not URL-safe "
-                                                  "base64",
+        cr_assert(strchr(alphabet, t[i]) != NULL,
+                  "character %d (%c) of %s is not URL-safe "
+                  "base64",
                   i, t[i], t);
     cr_assert(token_well_formed(t, strlen(t)));
 }
