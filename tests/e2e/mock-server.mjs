@@ -8,10 +8,11 @@
 // No test of the suite runs against it: tests/e2e/dashboard.test.mjs is run against the real
 // daemon by tools/dev test. Running it here against the mock is a developer's shortcut.
 //
-//   node tests/e2e/mock-server.mjs [--port 8099] [--token rlt_...] [--empty] [--no-ressorts]
+//   node tests/e2e/mock-server.mjs [--port 8099] [--token rlt_...] [--private] [--empty] [--no-ressorts]
 //
 // --token makes /v1/* answer 401 without that Bearer token (as with access.public_dashboard
-// false); --empty serves no events at all; --no-ressorts answers 404 on /v1/ressorts.
+// false); --private wants it for GET / too; --empty serves no events at all; --no-ressorts
+// answers 404 on /v1/ressorts.
 import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -20,11 +21,12 @@ import { fileURLToPath } from 'node:url';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const PAGE = path.join(here, '..', '..', 'daemon', 'dashboard', 'index.html');
 
-const opt = { port: 8099, token: null, empty: false, ressorts: true };
+const opt = { port: 8099, token: null, private: false, empty: false, ressorts: true };
 for (let i = 2; i < process.argv.length; i++) {
   const a = process.argv[i];
   if (a === '--port') opt.port = Number(process.argv[++i]);
   else if (a === '--token') opt.token = process.argv[++i];
+  else if (a === '--private') opt.private = true;
   else if (a === '--empty') opt.empty = true;
   else if (a === '--no-ressorts') opt.ressorts = false;
   else { console.error(`unknown argument ${a}`); process.exit(2); }
@@ -140,12 +142,13 @@ const server = http.createServer((req, res) => {
   const url = new URL(req.url, 'http://mock');
   const p = url.pathname;
   if (req.method !== 'GET') return send(res, 405, err('method_not_allowed', 'GET only'), { Allow: 'GET' });
-  if (p === '/' || p === '/index.html') return send(res, 200, fs.readFileSync(PAGE, 'utf8'));
-  if (p.startsWith('/v1/') && opt.token) {
+  const gated = p.startsWith('/v1/') || (opt.private && (p === '/' || p === '/index.html'));
+  if (gated && opt.token) {
     const auth = req.headers.authorization || '';
     if (!auth) return send(res, 401, err('missing_token', 'a Bearer token is needed'), { 'WWW-Authenticate': 'Bearer' });
     if (auth !== `Bearer ${opt.token}`) return send(res, 401, err('invalid_token', 'unknown token'), { 'WWW-Authenticate': 'Bearer' });
   }
+  if (p === '/' || p === '/index.html') return send(res, 200, fs.readFileSync(PAGE, 'utf8'));
   const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
   if (p === '/v1/ressorts') {
     if (!opt.ressorts) return send(res, 404, err('not_found', `no route ${p}`));
