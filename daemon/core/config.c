@@ -225,9 +225,14 @@ static bool valid_date(const char *d)
     for (int i = 0; i < 10; i++)
         if (i != 4 && i != 7 && (d[i] < '0' || d[i] > '9'))
             return false;
+    int year = (d[0] - '0') * 1000 + (d[1] - '0') * 100 + (d[2] - '0') * 10 + (d[3] - '0');
     int month = (d[5] - '0') * 10 + (d[6] - '0');
     int day = (d[8] - '0') * 10 + (d[9] - '0');
-    return month >= 1 && month <= 12 && day >= 1 && day <= 31;
+    static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (month < 1 || month > 12 || day < 1)
+        return false;
+    int leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    return day <= mdays[month - 1] + (month == 2 ? leap : 0);
 }
 
 /* targets = { hessen_smartphone = { target = 30000; deadline = "2027-06-30"; }; ... } */

@@ -40,7 +40,7 @@ json_t *event_parse_body(const char *body, size_t len, struct api_error *err)
         return NULL;
     }
     json_error_t jerr;
-    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (root == NULL) {
         api_error_set(err, 400, "invalid_json", NULL, "the body is not valid JSON: %s (line %d, "
                                                       "column %d)",
@@ -132,7 +132,7 @@ bool event_parse_timestamp(const char *s, int64_t *out_us)
     if (*p == 'Z' || *p == 'z') {
         offset_min = 0;
         p++;
-    } else if (*p == '+' || *p == '-') {
+    } else if ((*p == '+' || *p == '-') && strlen(p) == 6) {
         int oh = digits(p + 1, 2), om = digits(p + 4, 2);
         if (oh < 0 || oh > 23 || om < 0 || om > 59 || p[3] != ':')
             return false;
@@ -177,7 +177,10 @@ static bool string_field(json_t *obj, const char *key, const char *path, bool re
         api_error_set(err, 400, "invalid_type", path, "%s must be a string", path);
         return false;
     }
-    size_t len = json_string_length(v);
+    /* characters, as PostgreSQL's length() counts them; jansson has checked the UTF-8 */
+    size_t len = 0;
+    for (const unsigned char *p = (const unsigned char *)json_string_value(v); *p; p++)
+        len += (*p & 0xC0) != 0x80;
     if (len == 0 || len > maxlen) {
         api_error_set(err, 400, "invalid_length", path, "%s must have 1 to %zu characters", path,
                       maxlen);
