@@ -161,6 +161,10 @@ CREATE TABLE daily_done (
     PRIMARY KEY (day, dienststelle, item, shard)
 );
 
+-- Employees per office, for targets shared out pro rata by headcount.
+CREATE VIEW dienststelle_headcount AS
+    SELECT dienststelle, count(*)::integer AS headcount FROM employee GROUP BY dienststelle;
+
 -- Reads of one person's data through the API or the CLI (who, whom, when).
 CREATE TABLE access_log (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -188,7 +192,7 @@ CREATE TABLE erasure (
 --             "hash": hex sha256 of the canonical body, "token": id or null,
 --             "scope": [ressort, ...] or null for all, "device": {...}|null,
 --             "features": {...}|null, "note": text|null}, ...]
-CREATE FUNCTION rollout_apply_events(p_events jsonb)
+CREATE FUNCTION rollout_apply_events_serial(p_events jsonb)
 RETURNS TABLE (
     i integer, result text, code text, message text, field text, status integer,
     employee text, item text, state text, previous_state text, applied boolean
@@ -404,6 +408,133 @@ BEGIN
 END
 $$;
 
+-- The group commit's entry point. A group whose events name distinct employees and distinct
+-- event_ids and carry no device (the common burst: many people, one step each) is applied by
+-- one set-based statement; anything else goes through rollout_apply_events_serial, one event
+-- after the other, with exactly the same outcomes.
+CREATE FUNCTION rollout_apply_events(p_events jsonb)
+RETURNS TABLE (
+    i integer, result text, code text, message text, field text, status integer,
+    employee text, item text, state text, previous_state text, applied boolean
+)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+    v_shard smallint := (pg_backend_pid() % 64)::smallint;
+    v_simple boolean;
+BEGIN
+    PERFORM 1 FROM employee e
+     WHERE e.personnel_number IN (SELECT x->>'employee' FROM jsonb_array_elements(p_events) x)
+     ORDER BY e.id FOR NO KEY UPDATE;
+    SELECT count(DISTINCT x->>'employee') = count(*) AND count(DISTINCT x->>'event_id') = count(*)
+           AND bool_and(jsonb_typeof(x->'device') IS DISTINCT FROM 'object')
+      INTO v_simple
+      FROM jsonb_array_elements(p_events) x;
+    IF NOT coalesce(v_simple, false) THEN
+        RETURN QUERY SELECT * FROM rollout_apply_events_serial(p_events);
+        RETURN;
+    END IF;
+
+    RETURN QUERY
+    WITH ev AS (
+        SELECT x.* FROM jsonb_to_recordset(p_events) AS x(
+            i integer, event_id uuid, employee text, item text, state rollout_state,
+            occurred_at timestamptz, hash text, token integer, scope jsonb, features jsonb, note text)
+    ), d AS (
+        SELECT ev.*, decode(ev.hash, 'hex') AS h,
+               o.event_id IS NOT NULL AS seen, o.request_hash AS old_hash, o.item AS o_item,
+               o.state AS o_state, o.previous_state AS o_prev, o.applied AS o_applied,
+               em.id AS emp_id, em.dienststelle AS dst, ds.ressort AS ressort,
+               s.state AS cur, s.since AS cur_since,
+               (s.since IS NULL OR ev.occurred_at >= s.since) AS app
+          FROM ev
+          LEFT JOIN event o ON o.event_id = ev.event_id
+          LEFT JOIN employee em ON em.personnel_number = ev.employee
+          LEFT JOIN dienststelle ds ON ds.code = em.dienststelle
+          LEFT JOIN item_state s ON s.employee_id = em.id AND s.item = ev.item
+    ), c AS (
+        SELECT d.*,
+               CASE
+                   WHEN d.seen AND d.old_hash IS DISTINCT FROM d.h THEN 'conflict'
+                   WHEN d.seen THEN 'duplicate'
+                   WHEN d.emp_id IS NULL THEN 'unknown'
+                   WHEN jsonb_typeof(d.scope) = 'array' AND NOT d.scope ? d.ressort THEN 'scope'
+                   WHEN d.app AND NOT rollout_transition_allowed(d.cur, d.state) THEN 'illegal'
+                   ELSE 'create'
+               END AS verdict
+          FROM d
+    ), ins AS (
+        INSERT INTO event (event_id, employee_id, item, state, previous_state, applied, occurred_at,
+                           token_id, request_hash, features, note)
+        SELECT c.event_id, c.emp_id, c.item, c.state, c.cur, c.app, c.occurred_at, c.token, c.h,
+               c.features, c.note
+          FROM c WHERE c.verdict = 'create'
+        ON CONFLICT (event_id) DO NOTHING
+        RETURNING event_id
+    ), done AS (
+        SELECT c.* FROM c JOIN ins ON ins.event_id = c.event_id
+    ), st AS (
+        INSERT INTO item_state AS s (employee_id, item, state, since)
+        SELECT done.emp_id, done.item, done.state, done.occurred_at FROM done WHERE done.app
+        ON CONFLICT (employee_id, item) DO UPDATE SET state = excluded.state, since = excluded.since
+    ), delta AS (
+        SELECT done.dst, done.item, done.state AS st, 1 AS n FROM done WHERE done.app
+        UNION ALL
+        SELECT done.dst, done.item, done.cur, -1 FROM done WHERE done.app AND done.cur IS NOT NULL
+    ), cnt AS (
+        INSERT INTO progress_counter AS pc (dienststelle, item, state, shard, n)
+        SELECT delta.dst, delta.item, delta.st, v_shard, sum(delta.n)
+          FROM delta GROUP BY 1, 2, 3 HAVING sum(delta.n) <> 0 ORDER BY 1, 2, 3
+        ON CONFLICT (dienststelle, item, state, shard) DO UPDATE SET n = pc.n + excluded.n
+    ), dd AS (
+        INSERT INTO daily_done AS x (day, dienststelle, item, shard, n)
+        SELECT (done.occurred_at AT TIME ZONE 'Europe/Berlin')::date, done.dst, done.item, v_shard,
+               sum(CASE WHEN done.state = 'active' THEN 1 ELSE -1 END)
+          FROM done
+         WHERE done.app AND ((done.state = 'active' AND done.cur IS DISTINCT FROM 'active')
+                             OR (done.cur = 'active' AND done.state <> 'active'))
+         GROUP BY 1, 2, 3 HAVING sum(CASE WHEN done.state = 'active' THEN 1 ELSE -1 END) <> 0
+         ORDER BY 1, 2, 3
+        ON CONFLICT (day, dienststelle, item, shard) DO UPDATE SET n = x.n + excluded.n
+    )
+    SELECT c.i,
+           CASE WHEN c.verdict = 'duplicate' THEN 'duplicate'
+                WHEN c.verdict = 'create' AND ins.event_id IS NOT NULL THEN 'created'
+                ELSE 'rejected' END,
+           CASE WHEN c.verdict IN ('conflict', 'create') AND ins.event_id IS NULL THEN 'event_id_conflict'
+                WHEN c.verdict = 'unknown' THEN 'unknown_employee'
+                WHEN c.verdict = 'scope' THEN 'outside_scope'
+                WHEN c.verdict = 'illegal' THEN 'illegal_transition' END,
+           CASE WHEN c.verdict IN ('conflict', 'create') AND ins.event_id IS NULL
+                    THEN 'event_id ' || c.event_id || ' was already used for a different event'
+                WHEN c.verdict = 'unknown' THEN 'no employee with personnel number ' || c.employee
+                WHEN c.verdict = 'scope' THEN 'employee ' || c.employee || ' belongs to Ressort '
+                     || c.ressort || ', which this token may not write'
+                WHEN c.verdict = 'illegal' THEN 'cannot go from ' || coalesce(c.cur::text, 'nothing')
+                     || ' to ' || c.state::text || ' for ' || c.item END,
+           CASE WHEN c.verdict IN ('conflict', 'create') AND ins.event_id IS NULL THEN 'event_id'
+                WHEN c.verdict IN ('unknown', 'scope') THEN 'employee'
+                WHEN c.verdict = 'illegal' THEN 'state' END,
+           CASE WHEN c.verdict = 'duplicate' THEN 200
+                WHEN c.verdict = 'create' AND ins.event_id IS NOT NULL THEN 201
+                WHEN c.verdict = 'unknown' THEN 404
+                WHEN c.verdict = 'scope' THEN 403
+                ELSE 409 END,
+           c.employee,
+           CASE WHEN c.verdict = 'duplicate' THEN c.o_item ELSE c.item END,
+           CASE WHEN c.verdict = 'duplicate' THEN c.o_state::text ELSE c.state::text END,
+           CASE WHEN c.verdict = 'duplicate' THEN c.o_prev::text
+                WHEN c.verdict IN ('create', 'illegal') THEN c.cur::text END,
+           CASE WHEN c.verdict = 'duplicate' THEN c.o_applied
+                WHEN c.verdict = 'create' AND ins.event_id IS NOT NULL THEN c.app END
+      FROM c LEFT JOIN ins ON ins.event_id = c.event_id
+     ORDER BY c.i;
+
+    -- Delivered at commit: every rolloutd on this database re-reads its progress snapshot.
+    PERFORM pg_notify('rollout_progress', '');
+END
+$$;
+
 -- The transition rules, the same table as domain_transition_allowed() in daemon/core/domain.c.
 CREATE FUNCTION rollout_transition_allowed(p_from rollout_state, p_to rollout_state)
 RETURNS boolean LANGUAGE sql IMMUTABLE AS $$
@@ -508,8 +639,10 @@ $$;
 REVOKE ALL ON ALL TABLES IN SCHEMA public FROM PUBLIC;
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA public FROM PUBLIC;
 GRANT USAGE ON SCHEMA public TO rollout_service, rollout_admin;
-GRANT SELECT ON ressort, dienststelle, item, target, api_token, progress_counter, daily_done
+GRANT SELECT ON ressort, dienststelle, item, target, api_token, progress_counter, daily_done,
+                dienststelle_headcount
       TO rollout_service;
+GRANT SELECT (received_at) ON event TO rollout_service; -- "time of the last event" in /status
 GRANT EXECUTE ON FUNCTION rollout_apply_events(jsonb), rollout_transition_allowed(rollout_state, rollout_state),
                           rollout_employee_view(text, integer, text, text[]),
                           rollout_employee_events(text, integer, text, text[], integer, timestamptz, bigint)

@@ -77,7 +77,9 @@ static const struct setting settings[] = {
     {"access.public_metrics", SETTING_BOOL, OFF(public_metrics), NULL, 1, 0, 1, true,
      "GET /metrics without a token."},
     {"access.public_dashboard", SETTING_BOOL, OFF(public_dashboard), NULL, 1, 0, 1, true,
-     "GET / (the dashboard) without a token; its data calls then need no token either."},
+     "The dashboard's data (/v1/progress, /v1/progress/daily, /v1/ressorts) without a token. "
+     "The page itself (GET /) holds no data and is always served; without this it asks for a "
+     "reader token."},
     {"access.token_refresh_ms", SETTING_INT, OFF(token_refresh_ms), NULL, 1000, 100, 60000, true,
      "How often the token cache asks the database for revocations and new tokens."},
 
