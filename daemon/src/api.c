@@ -88,6 +88,7 @@ struct api {
     unsigned long long next_id;
     struct request_list waiting;
     int nwaiting;
+    bool draining; /* shutting down: new requests on open connections get 503 */
 };
 
 /* ---- answering -------------------------------------------------------------------------- */
@@ -900,6 +901,11 @@ static void on_request(struct evhttp_request *req, void *arg)
         goto out;
     }
 
+    if (api->draining && r->route != ROUTE_HEALTHZ) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+        fail(r, 503, "shutting_down", NULL, "the service is shutting down; retry");
+        goto out;
+    }
     const struct rollout_config *cfg = api->d.cfg;
     switch (r->route) {
     case ROUTE_EVENTS:
@@ -1070,6 +1076,7 @@ int api_port(const struct api *api)
 
 void api_stop_listening(struct api *api)
 {
+    api->draining = true;
     if (api->listener)
         evconnlistener_disable(api->listener);
     if (api->accept_retry)
