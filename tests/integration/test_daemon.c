@@ -1,0 +1,205 @@
+/* The daemon as a process: start-up checks, SIGHUP, token revocation, and a slow database that
+ * must not stall anything but the requests that wait for it. */
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+static struct th_db db;
+
+static void setup(void)
+{
+    th_db_create(&db);
+}
+
+static void teardown(void)
+{
+    th_db_drop(&db);
+}
+
+TestSuite(daemon, .init = setup, .fini = teardown, .timeout = 120);
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int post_event(struct th_daemon *d, const char *token, const char *employee,
+                      const char *item, const char *state)
+{
+    char id[37], body[512];
+    th_uuid(id);
+    snprintf(body, sizeof body,
+             "{\"event_id\":\"%s\",\"employee\":\"%s\",\"item\":\"%s\",\"state\":\"%s\","
+             "\"occurred_at\":\"2026-11-20T09:30:00+01:00\"}",
+             id, employee, item, state);
+    struct th_response *r = th_http(d, "POST", "/v1/events", token, NULL, body, strlen(body));
+    int status = r->status;
+    th_response_free(r);
+    return status;
+}
+
+Test(daemon, refuses_to_start_on_a_schema_it_was_not_built_for)
+{
+    th_sql(&db, "UPDATE schema_migrations SET version = version + 1000", 0, NULL);
+    struct th_daemon d;
+    int rc = th_daemon_spawn(&d, &db, "", 15000);
+    cr_assert_eq(rc, 78, "exit status %d, expected 78 (EX_CONFIG)", rc);
+    char *log = th_daemon_log(&d);
+    cr_assert(strstr(log, "schema version") && strstr(log, "rolloutctl migrate"),
+              "the message does not say what is wrong and what to do:\n%s", log);
+    free(log);
+}
+
+Test(daemon, a_bad_configuration_stops_start_up_with_file_line_and_reason)
+{
+    struct th_daemon d;
+    int rc = th_daemon_spawn(&d, &db, "http = {\n  max_body_bytes = 12;\n};\n", 15000);
+    cr_assert_eq(rc, 78, "exit status %d", rc);
+    char *log = th_daemon_log(&d);
+    cr_assert(strstr(log, "rolloutd.conf:") && strstr(log, "http.max_body_bytes is 12"),
+              "no file:line: reason in:\n%s", log);
+    free(log);
+
+    rc = th_daemon_spawn(&d, &db, "no_such_group = { x = 1; };\n", 15000);
+    cr_assert_eq(rc, 78);
+    log = th_daemon_log(&d);
+    cr_assert(strstr(log, "unknown setting \"no_such_group\""), "%s", log);
+    free(log);
+}
+
+Test(daemon, a_revoked_token_is_refused_within_a_second)
+{
+    char *tok = th_token(&db, "soon-revoked", "admin", NULL);
+    struct th_daemon d;
+    th_daemon_start(&d, &db, "");
+    cr_assert_eq(post_event(&d, tok, "P0000001", "wlan_autologin", "planned"), 201);
+    th_sql(&db, "UPDATE api_token SET revoked_at = now() WHERE name = 'soon-revoked'", 0, NULL);
+    double start = now_s();
+    int status = 0;
+    while (now_s() - start < 3.0) {
+        struct th_response *r = th_http(&d, "GET", "/v1/employees/P0000001", tok, NULL, NULL, 0);
+        status = r->status;
+        th_response_free(r);
+        if (status == 401)
+            break;
+        usleep(50 * 1000);
+    }
+    double took = now_s() - start;
+    cr_assert_eq(status, 401, "a revoked token still works after %.1f s", took);
+    cr_assert_lt(took, 1.5, "revocation took %.2f s", took);
+    th_daemon_stop(&d, SIGTERM);
+    free(tok);
+}
+
+Test(daemon, sighup_reloads_settings_and_keeps_serving)
+{
+    char *tok = th_token(&db, "hup-admin", "admin", NULL);
+    struct th_daemon d;
+    th_daemon_start(&d, &db, "");
+    /* batches of 3 are fine before the reload ... */
+    char body[2048];
+    char a[37], b[37], c[37];
+    th_uuid(a);
+    th_uuid(b);
+    th_uuid(c);
+    snprintf(body, sizeof body,
+             "[{\"event_id\":\"%s\",\"employee\":\"P0000002\",\"item\":\"wlan_autologin\","
+             "\"state\":\"planned\",\"occurred_at\":\"2026-11-20T09:30:00Z\"},"
+             "{\"event_id\":\"%s\",\"employee\":\"P0000003\",\"item\":\"wlan_autologin\","
+             "\"state\":\"planned\",\"occurred_at\":\"2026-11-20T09:30:00Z\"},"
+             "{\"event_id\":\"%s\",\"employee\":\"P0000004\",\"item\":\"wlan_autologin\","
+             "\"state\":\"planned\",\"occurred_at\":\"2026-11-20T09:30:00Z\"}]",
+             a, b, c);
+    struct th_response *r = th_http(&d, "POST", "/v1/events", tok, NULL, body, strlen(body));
+    cr_assert_eq(r->status, 200);
+    th_response_free(r);
+
+    /* ... then the limit drops to 2 with SIGHUP, without a restart */
+    FILE *f = fopen(d.config_path, "a");
+    cr_assert_not_null(f);
+    fputs("http = { batch_max_events = 2; };\n", f);
+    fclose(f);
+    pid_t pid = d.pid;
+    kill(d.pid, SIGHUP);
+    usleep(300 * 1000);
+    r = th_http(&d, "POST", "/v1/events", tok, NULL, body, strlen(body));
+    cr_assert_eq(r->status, 413, "after SIGHUP the new batch limit does not hold: %d", r->status);
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(r->json, "error"), "code")),
+                     "batch_too_large");
+    th_response_free(r);
+    cr_assert_eq(d.pid, pid);
+
+    /* a broken file on SIGHUP is refused and the old settings stay */
+    f = fopen(d.config_path, "a");
+    fputs("http = { batch_max_events = \"many\"; };\n", f);
+    fclose(f);
+    kill(d.pid, SIGHUP);
+    usleep(300 * 1000);
+    r = th_http(&d, "GET", "/healthz", NULL, NULL, NULL, 0);
+    cr_assert_eq(r->status, 200, "the daemon died on a broken reload");
+    th_response_free(r);
+    char *log = th_daemon_log(&d);
+    cr_assert(strstr(log, "not reloaded"), "the refused reload is not logged:\n%s", log);
+    free(log);
+    cr_assert_eq(th_daemon_stop(&d, SIGTERM), 0);
+    free(tok);
+}
+
+struct slow_post {
+    struct th_daemon *d;
+    const char *token;
+    int status;
+};
+
+static void *post_in_thread(void *arg)
+{
+    struct slow_post *p = arg;
+    p->status = post_event(p->d, p->token, "P0000005", "mobile_device", "planned");
+    return NULL;
+}
+
+/* A database that does not answer (a table lock held elsewhere) delays only the posts that
+ * wait for it: health, status, metrics and progress come from memory, at once. */
+Test(daemon, a_slow_database_does_not_stall_other_requests)
+{
+    char *tok = th_token(&db, "slow-admin", "admin", NULL);
+    struct th_daemon d;
+    th_daemon_start(&d, &db, "database = { conninfo = \"@CONNINFO@\"; pool_size = 2; };\n");
+    PGconn *locker = PQconnectdb(db.conninfo_super);
+    cr_assert_eq(PQstatus(locker), CONNECTION_OK);
+    PQclear(PQexec(locker, "BEGIN"));
+    PGresult *res = PQexec(locker, "LOCK TABLE employee IN ACCESS EXCLUSIVE MODE");
+    cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "%s", PQresultErrorMessage(res));
+    PQclear(res);
+
+    struct slow_post p = {&d, tok, 0};
+    pthread_t t;
+    pthread_create(&t, NULL, post_in_thread, &p);
+    usleep(300 * 1000); /* the post now waits on the lock */
+
+    static const char *const paths[] = {"/healthz", "/status", "/metrics", "/v1/progress"};
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        double start = now_s();
+        struct th_response *r = th_http(&d, "GET", paths[i], NULL, NULL, NULL, 0);
+        double took = now_s() - start;
+        cr_expect_eq(r->status, 200, "%s: %d", paths[i], r->status);
+        cr_expect_lt(took, 0.5, "%s took %.2f s while the database was stuck", paths[i], took);
+        th_response_free(r);
+    }
+    cr_expect_eq(p.status, 0, "the post was answered although its commit cannot have happened");
+
+    PQclear(PQexec(locker, "COMMIT"));
+    PQfinish(locker);
+    pthread_join(t, NULL);
+    cr_assert_eq(p.status, 201, "the waiting post ended with %d", p.status);
+    th_daemon_stop(&d, SIGTERM);
+    free(tok);
+}
