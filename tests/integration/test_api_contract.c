@@ -1179,4 +1179,372 @@ Test(contract, there_are_enough_cases)
     cr_assert_geq(n, 40, "tests/api/cases holds %d cases; expected the whole contract (>= 40)", n);
 }
 
+
+/* ========================================================================================== */
+/* What is easier said in C                                                                    */
+
+struct fresh {
+    struct th_db db;
+    struct th_daemon d;
+    char *admin;
+};
+
+static void fresh_start(struct fresh *f, const char *config)
+{
+    th_db_create(&f->db);
+    f->admin = th_token(&f->db, "test-admin", "admin", NULL);
+    th_daemon_start(&f->d, &f->db, config);
+}
+
+static void fresh_stop(struct fresh *f)
+{
+    int st = th_daemon_stop(&f->d, SIGTERM);
+    cr_expect_eq(st, 0, "rolloutd exited with %d on SIGTERM", st);
+    th_db_drop(&f->db);
+    free(f->admin);
+}
+
+static struct api_resp *post(struct fresh *f, const char *token, const char *body)
+{
+    return api_http(&f->d, "POST", "/v1/events", token, NULL, body, strlen(body));
+}
+
+/* The current state of an employee's item in the database ("none" when there is none). */
+static char *db_state(struct th_db *db, const char *employee, const char *item)
+{
+    const char *params[] = {employee, item};
+    PGresult *r = th_sql(db,
+                         "SELECT coalesce((SELECT s.state::text FROM item_state s JOIN employee e "
+                         "ON e.id = s.employee_id WHERE e.personnel_number = $1 AND s.item = $2), "
+                         "'none')",
+                         2, params);
+    char *v = api_strdup(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return v;
+}
+
+/* The counters (progress_counter summed over its shards) against a recount of item_state. */
+static void expect_counters_match_item_state(struct th_db *db, const char *when)
+{
+    long long diff = th_sql_int(
+        db, "SELECT count(*) FROM ("
+            " (SELECT c.dienststelle, c.item, c.state::text, sum(c.n) AS n FROM progress_counter c"
+            "   GROUP BY 1, 2, 3 HAVING sum(c.n) <> 0"
+            "  EXCEPT"
+            "  SELECT e.dienststelle, s.item, s.state::text, count(*) FROM item_state s"
+            "   JOIN employee e ON e.id = s.employee_id GROUP BY 1, 2, 3)"
+            " UNION ALL"
+            " (SELECT e.dienststelle, s.item, s.state::text, count(*) FROM item_state s"
+            "   JOIN employee e ON e.id = s.employee_id GROUP BY 1, 2, 3"
+            "  EXCEPT"
+            "  SELECT c.dienststelle, c.item, c.state::text, sum(c.n) FROM progress_counter c"
+            "   GROUP BY 1, 2, 3 HAVING sum(c.n) <> 0)) x");
+    cr_expect_eq(diff, 0, "%s: progress_counter differs from a recount of item_state in %lld "
+                          "(office, item, state) rows",
+                 when, diff);
+}
+
+/* ---- every transition --------------------------------------------------------------------- */
+
+enum { S_NONE, S_PLANNED, S_ORDERED, S_DELIVERED, S_ACTIVE, S_RETURNED, S_CANCELLED, S_N };
+static const char *const state_str[S_N] = {"none",   "planned",  "ordered",  "delivered",
+                                           "active", "returned", "cancelled"};
+
+/* Written out from DOMAIN.md: planned -> ordered -> delivered -> active, forwards with skips;
+ * returned from active; cancelled from any state but active (not from nothing, not again);
+ * returned and cancelled start again at planned or ordered. */
+static const bool legal[S_N][S_N] = {
+    /*                 none planned ordered delivered active returned cancelled */
+    [S_NONE] = {false, true, true, true, true, false, false},
+    [S_PLANNED] = {false, false, true, true, true, false, true},
+    [S_ORDERED] = {false, false, false, true, true, false, true},
+    [S_DELIVERED] = {false, false, false, false, true, false, true},
+    [S_ACTIVE] = {false, false, false, false, false, true, false},
+    [S_RETURNED] = {false, true, true, false, false, false, true},
+    [S_CANCELLED] = {false, true, true, false, false, false, false},
+};
+
+/* How an employee's item is brought into a state by legal posts. */
+static const int path_to[S_N][3] = {
+    [S_NONE] = {-1},
+    [S_PLANNED] = {S_PLANNED, -1},
+    [S_ORDERED] = {S_ORDERED, -1},
+    [S_DELIVERED] = {S_DELIVERED, -1},
+    [S_ACTIVE] = {S_ACTIVE, -1},
+    [S_RETURNED] = {S_ACTIVE, S_RETURNED, -1},
+    [S_CANCELLED] = {S_PLANNED, S_CANCELLED, -1},
+};
+
+Test(contract_c, every_transition_through_the_api, .timeout = 120)
+{
+    static const char *const items[] = {"mobile_device", "hessen_smartphone", "hessen_voice",
+                                        "wlan_autologin"};
+    struct fresh f;
+    fresh_start(&f, NULL);
+    int slot = 0, checked = 0, stored = 0;
+    for (int from = S_NONE; from < S_N; from++) {
+        for (int to = S_PLANNED; to < S_N; to++, slot++) {
+            char emp[16];
+            snprintf(emp, sizeof emp, "P%07d", slot % 40 + 1);
+            const char *item = items[slot / 40];
+            char id[37], at[32];
+            int prev = S_NONE, k = 0;
+            for (; path_to[from][k] >= 0 && k < 3; k++) {
+                th_uuid(id);
+                snprintf(at, sizeof at, "2026-06-0%dT08:00:00Z", k + 1);
+                char *ev = event_json(id, emp, item, state_str[path_to[from][k]], at, NULL);
+                struct api_resp *r = post(&f, f.admin, ev);
+                cr_assert_eq(r->status, 201, "driving %s %s to %s: posting %s got %d: %s", emp,
+                             item, state_str[from], state_str[path_to[from][k]], r->status,
+                             r->body);
+                const char *ps = json_string_value(json_object_get(r->json, "previous_state"));
+                cr_assert_str_eq(ps ? ps : "none", state_str[prev]);
+                prev = path_to[from][k];
+                stored++;
+                resp_free(r);
+                free(ev);
+            }
+            th_uuid(id);
+            snprintf(at, sizeof at, "2026-06-0%dT08:00:00Z", k + 1);
+            char *ev = event_json(id, emp, item, state_str[to], at, NULL);
+            struct api_resp *r = post(&f, f.admin, ev);
+            char *now = db_state(&f.db, emp, item);
+            if (legal[from][to]) {
+                cr_expect_eq(r->status, 201, "%s -> %s is legal: expected 201, got %d: %s",
+                             state_str[from], state_str[to], r->status, r->body);
+                const char *ps = json_string_value(json_object_get(r->json, "previous_state"));
+                cr_expect_str_eq(ps ? ps : "none", state_str[from],
+                                 "%s -> %s: previous_state %s", state_str[from], state_str[to],
+                                 ps ? ps : "null");
+                cr_expect(json_is_true(json_object_get(r->json, "applied")),
+                          "%s -> %s: applied must be true: %s", state_str[from], state_str[to],
+                          r->body);
+                cr_expect_str_eq(now, state_str[to], "%s -> %s: the state is now %s",
+                                 state_str[from], state_str[to], now);
+                stored += r->status == 201;
+            } else {
+                cr_expect_eq(r->status, 409, "%s -> %s is illegal: expected 409, got %d: %s",
+                             state_str[from], state_str[to], r->status, r->body);
+                json_t *err = json_object_get(r->json, "error");
+                cr_expect_str_eq(json_string_value(json_object_get(err, "code")) ?: "(none)",
+                                 "illegal_transition", "%s -> %s: %s", state_str[from],
+                                 state_str[to], r->body);
+                json_t *cur = json_object_get(err, "current_state");
+                cr_expect(from == S_NONE ? json_is_null(cur)
+                                         : json_is_string(cur) &&
+                                               strcmp(json_string_value(cur), state_str[from]) ==
+                                                   0,
+                          "%s -> %s: error.current_state must be %s: %s", state_str[from],
+                          state_str[to], from == S_NONE ? "null" : state_str[from], r->body);
+                const char *msg = json_string_value(json_object_get(err, "message"));
+                cr_expect(from == S_NONE || (msg && strstr(msg, state_str[from])),
+                          "%s -> %s: the message must name the current state: %s",
+                          state_str[from], state_str[to], msg ? msg : "(none)");
+                cr_expect_str_eq(now, state_str[from], "%s -> %s: the state moved to %s",
+                                 state_str[from], state_str[to], now);
+                const char *params[] = {id};
+                PGresult *q = th_sql(&f.db, "SELECT count(*) FROM event WHERE event_id = $1", 1,
+                                     params);
+                cr_expect_str_eq(PQgetvalue(q, 0, 0), "0", "%s -> %s: the rejected event was "
+                                                           "stored",
+                                 state_str[from], state_str[to]);
+                PQclear(q);
+            }
+            free(now);
+            resp_free(r);
+            free(ev);
+            checked++;
+        }
+    }
+    cr_expect_eq(checked, 42, "7 states (with none) times 6 targets");
+    cr_expect_eq(th_sql_int(&f.db, "SELECT count(*) FROM event"), stored);
+    expect_counters_match_item_state(&f.db, "after every transition");
+    fresh_stop(&f);
+}
+
+/* ---- paging through a long history ------------------------------------------------------- */
+
+/* Follows "next" from the first page of size limit; returns the event_ids in order (a JSON
+ * array) and the number of pages. */
+static json_t *all_pages(struct fresh *f, const char *employee, int limit, int *pages)
+{
+    json_t *ids = json_array();
+    char path[512];
+    char *cursor = NULL;
+    *pages = 0;
+    for (;;) {
+        if (cursor)
+            snprintf(path, sizeof path, "/v1/employees/%s/events?limit=%d&cursor=%s", employee,
+                     limit, cursor);
+        else
+            snprintf(path, sizeof path, "/v1/employees/%s/events?limit=%d", employee, limit);
+        free(cursor);
+        cursor = NULL;
+        struct api_resp *r = api_http(&f->d, "GET", path, f->admin, NULL, NULL, 0);
+        cr_assert_eq(r->status, 200, "GET %s: %d %s", path, r->status, r->body);
+        json_t *events = json_object_get(r->json, "events");
+        json_t *next = json_object_get(r->json, "next");
+        cr_assert(json_is_array(events), "GET %s: no events array: %s", path, r->body);
+        cr_assert(json_is_null(next) || json_is_string(next), "GET %s: next must be a cursor or "
+                                                             "null: %s",
+                  path, r->body);
+        cr_expect_leq(json_array_size(events), (size_t)limit, "GET %s: more than limit", path);
+        size_t i;
+        json_t *e;
+        json_array_foreach(events, i, e) json_array_append(ids, json_object_get(e, "event_id"));
+        (*pages)++;
+        if (json_is_string(next)) {
+            cr_expect_eq(json_array_size(events), (size_t)limit,
+                         "GET %s: a page that is not full must be the last (next null)", path);
+            cursor = api_strdup(json_string_value(next));
+        }
+        resp_free(r);
+        if (cursor == NULL || *pages > 1000)
+            break;
+    }
+    return ids;
+}
+
+Test(contract_c, history_pages_follow_next_without_gaps_or_repeats, .timeout = 120)
+{
+    struct fresh f;
+    fresh_start(&f, NULL);
+    /* 130 events of P0000001: the newest first (active), then 129 late ones, several sharing a
+     * time, so that ties fall on page boundaries; plus another employee's, which must not show */
+    struct abuf b = {0};
+    abuf_puts(&b, "[");
+    for (int i = 0; i < 130; i++) {
+        char id[37], at[40], emp[16];
+        th_uuid(id);
+        /* i = 0 is the newest (a day later); of the late ones every three share a minute */
+        if (i == 0)
+            snprintf(at, sizeof at, "2026-05-02T08:00:00Z");
+        else
+            snprintf(at, sizeof at, "2026-05-01T%02d:%02d:00Z", 23 - (i / 3) / 60,
+                     59 - (i / 3) % 60);
+        snprintf(emp, sizeof emp, "P0000001");
+        char *ev = event_json(id, emp, "mobile_device", i == 0 ? "active" : "ordered", at,
+                              ", \"note\": \"history\"");
+        abuf_puts(&b, i ? ", " : "");
+        abuf_puts(&b, ev);
+        free(ev);
+    }
+    char id[37];
+    th_uuid(id);
+    char *other = event_json(id, "P0000002", "mobile_device", "planned", "2026-05-01T12:00:00Z",
+                             NULL);
+    abuf_puts(&b, ", ");
+    abuf_puts(&b, other);
+    free(other);
+    abuf_puts(&b, "]");
+    struct api_resp *r = post(&f, f.admin, b.data);
+    cr_assert_eq(r->status, 200, "posting the history: %d %s", r->status, r->body);
+    cr_assert_eq(resp_created(r), 131, "all 131 events must be created: %s", r->body);
+    resp_free(r);
+    free(b.data);
+
+    char *want_text = th_sql_text(
+        &f.db, "SELECT json_agg(event_id ORDER BY occurred_at DESC, id DESC)::text FROM event "
+               "WHERE employee_id = (SELECT id FROM employee WHERE personnel_number = 'P0000001')");
+    json_t *want = json_loads(want_text, 0, NULL);
+    free(want_text);
+    cr_assert_eq(json_array_size(want), 130);
+
+    static const int limits[] = {1, 7, 10, 129, 130, 1000};
+    for (size_t k = 0; k < sizeof limits / sizeof limits[0]; k++) {
+        int pages;
+        json_t *got = all_pages(&f, "P0000001", limits[k], &pages);
+        char *g = json_dumps(got, JSON_COMPACT);
+        cr_expect(json_equal(got, want),
+                  "limit=%d: the pages together must be the whole history, newest first, each "
+                  "event once (%zu events in %d pages)",
+                  limits[k], json_array_size(got), pages);
+        int want_pages = (130 + limits[k] - 1) / limits[k];
+        /* a last page that is exactly full may or may not be followed by an empty one */
+        cr_expect(pages == want_pages || (130 % limits[k] == 0 && pages == want_pages + 1),
+                  "limit=%d: %d pages, expected %d", limits[k], pages, want_pages);
+        free(g);
+        json_decref(got);
+    }
+
+    /* the default page is 100 events, with a cursor to the rest */
+    r = api_http(&f.d, "GET", "/v1/employees/P0000001/events", f.admin, NULL, NULL, 0);
+    cr_expect_eq(r->status, 200);
+    cr_expect_eq(json_array_size(json_object_get(r->json, "events")), 100,
+                 "the default limit is 100");
+    cr_expect(json_is_string(json_object_get(r->json, "next")), "more are left: next is a cursor");
+    json_t *first = json_object_get(json_array_get(json_object_get(r->json, "events"), 0),
+                                    "event_id");
+    cr_expect(json_equal(first, json_array_get(want, 0)), "newest first");
+    resp_free(r);
+    json_decref(want);
+    fresh_stop(&f);
+}
+
+/* ---- access_log ------------------------------------------------------------------------- */
+
+Test(contract_c, every_successful_read_and_only_those_is_in_access_log, .timeout = 120)
+{
+    struct fresh f;
+    fresh_start(&f, NULL);
+    char *fin = th_token(&f.db, "test-support-fin", "support", "HMdF");
+    char *reader = th_token(&f.db, "test-reader", "reader", NULL);
+    /* tokens made after the start reach the daemon within its refresh (1 s) */
+    api_sleep_ms(1500);
+    static const struct {
+        int who; /* 0 admin, 1 support HMdF, 2 reader, 3 none */
+        const char *path;
+        int status;
+        const char *action; /* NULL: must not be logged */
+        const char *employee;
+    } reads[] = {
+        {0, "/v1/employees/P0000001", 200, "employee.show", "P0000001"},
+        {0, "/v1/employees/P0000021/events", 200, "employee.events", "P0000021"},
+        {1, "/v1/employees/P0000011", 200, "employee.show", "P0000011"},
+        {1, "/v1/employees/P0000011/events?limit=5", 200, "employee.events", "P0000011"},
+        {1, "/v1/employees/P0000021", 403, NULL, NULL},
+        {1, "/v1/employees/P0000031/events", 403, NULL, NULL},
+        {2, "/v1/employees/P0000001", 403, NULL, NULL},
+        {3, "/v1/employees/P0000001", 401, NULL, NULL},
+        {0, "/v1/employees/P9999999", 404, NULL, NULL},
+        {0, "/v1/employees/P0000001/events?limit=0", 400, NULL, NULL},
+        {0, "/v1/employees/P0000001/events?cursor=x", 400, NULL, NULL},
+        {0, "/v1/progress", 200, NULL, NULL},
+        {0, "/v1/employees/P0000001", 200, "employee.show", "P0000001"},
+    };
+    const char *tokens[] = {f.admin, fin, reader, NULL};
+    const char *names[] = {"test-admin", "test-support-fin", "test-reader", ""};
+    json_t *expected = json_array();
+    for (size_t i = 0; i < sizeof reads / sizeof reads[0]; i++) {
+        struct api_resp *r = api_http(&f.d, "GET", reads[i].path, tokens[reads[i].who], NULL,
+                                      NULL, 0);
+        cr_expect_eq(r->status, reads[i].status, "GET %s as %s: expected %d, got %d: %s",
+                     reads[i].path, names[reads[i].who], reads[i].status, r->status, r->body);
+        if (reads[i].action)
+            json_array_append_new(expected, json_pack("[s, s, s]", names[reads[i].who],
+                                                      reads[i].employee, reads[i].action));
+        resp_free(r);
+    }
+    char *got_text = th_sql_text(
+        &f.db, "SELECT coalesce(json_agg(json_build_array(t.name, e.personnel_number, a.action) "
+               "ORDER BY a.id), '[]')::text FROM access_log a JOIN employee e ON e.id = "
+               "a.employee_id LEFT JOIN api_token t ON t.id = a.token_id");
+    json_t *got = json_loads(got_text, 0, NULL);
+    char *want_text = json_dumps(expected, JSON_COMPACT);
+    cr_expect(json_equal(got, expected),
+              "access_log must hold one row per successful read (token, employee, action), in "
+              "order, and nothing else:\n  expected %s\n  got      %s",
+              want_text, got_text);
+    cr_expect_eq(th_sql_int(&f.db, "SELECT count(*) FROM access_log WHERE at > now() - "
+                                   "interval '1 minute' AND actor <> ''"),
+                 (long long)json_array_size(expected), "each row has a time and an actor");
+    free(want_text);
+    free(got_text);
+    json_decref(got);
+    json_decref(expected);
+    free(fin);
+    free(reader);
+    fresh_stop(&f);
+}
+
 #endif /* TEST_API_LIBRARY_ONLY */
