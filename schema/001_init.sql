@@ -638,6 +638,15 @@ $$;
 -- functions above (SECURITY DEFINER), which record events and reads. No DDL, no tokens.
 REVOKE ALL ON ALL TABLES IN SCHEMA public FROM PUBLIC;
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA public FROM PUBLIC;
+-- ... but the migrations table (made by rolloutctl before this file) stays readable: rolloutd
+-- checks the schema version with its own small role.
+DO $$
+BEGIN
+    IF to_regclass('schema_migrations') IS NOT NULL THEN
+        GRANT SELECT ON schema_migrations TO PUBLIC;
+    END IF;
+END
+$$;
 GRANT USAGE ON SCHEMA public TO rollout_service, rollout_admin;
 GRANT SELECT ON ressort, dienststelle, item, target, api_token, progress_counter, daily_done,
                 dienststelle_headcount
