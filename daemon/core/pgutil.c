@@ -38,8 +38,9 @@ void pgutil_error_text(const PGconn *conn, const PGresult *res, char *out, size_
     const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
     if (primary == NULL) {
         /* not a server error (a lost connection, libpq itself): the whole message */
-        snprintf(out, outlen, "%s", res && *PQresultErrorMessage(res) ? PQresultErrorMessage(res)
-                                                                        : PQerrorMessage(conn));
+        snprintf(out, outlen, "%s",
+                 res && *PQresultErrorMessage(res) ? PQresultErrorMessage(res)
+                                                   : PQerrorMessage(conn));
         trim_newlines(out);
         for (char *p = out; *p; p++)
             if (*p == '\n')
