@@ -122,6 +122,8 @@ bool pgutil_connection_lost(const PGconn *conn, const PGresult *res)
     if (PQstatus(conn) != CONNECTION_OK)
         return true;
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-    /* class 08: connection exception; 57P01..57P03: the server shuts down or cannot start */
-    return state != NULL && (strncmp(state, "08", 2) == 0 || strncmp(state, "57P0", 4) == 0);
+    /* class 08, connection exception, but not 08P01 (a protocol violation: our mistake, the
+     * connection lives on); 57P01..57P03: the server shuts down or cannot start */
+    return state != NULL && ((strncmp(state, "08", 2) == 0 && strcmp(state, "08P01") != 0) ||
+                             strncmp(state, "57P0", 4) == 0);
 }

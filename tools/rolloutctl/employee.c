@@ -184,7 +184,7 @@ static int employee_show(struct ctl *ctl, int argc, char **argv)
             ctl,
             "SELECT " CTL_TS(
                 "occurred_at") ", item, state, previous_state, applied,"
-                               " device_serial, note, jsonb_strip_nulls(jsonb_build_object("
+                               " device_serial, note, json_strip_nulls(json_build_object("
                                " 'event_id', event_id, 'item', item, 'state', state, "
                                "'previous_state',"
                                " previous_state, 'applied', applied, 'occurred_at', " CTL_TS(

@@ -84,9 +84,10 @@ static void statement(const char *id, const PGresult *f, const PGresult *done)
             num(f, F_DEVICE_EVENTS) == 1 ? "" : "s", events);
     if (num(f, F_DEVICES) > 0)
         fprintf(stderr,
-                "  - the link to %lld device%s (%s): they stay in the inventory, "
+                "  - the link to %lld device%s (%s), which stay%s in the inventory, "
                 "without a holder\n",
-                num(f, F_DEVICES), num(f, F_DEVICES) == 1 ? "" : "s", PQgetvalue(f, 0, F_SERIALS));
+                num(f, F_DEVICES), num(f, F_DEVICES) == 1 ? "" : "s", PQgetvalue(f, 0, F_SERIALS),
+                num(f, F_DEVICES) == 1 ? "s" : "");
     else
         fprintf(stderr, "  - (no device was linked to the person)\n");
     fprintf(stderr,
@@ -173,12 +174,20 @@ int cmd_forget(struct ctl *ctl, int argc, char **argv)
         ctl_err("forget: no employee with personnel number %s (erased already?)", id);
         return ctl_rollback(ctl, EX_DATAERR);
     }
-    PGresult *done = ctl_query(ctl,
-                               "SELECT f, w.erased_by, " CTL_TS(
-                                   "w.erased_at") " FROM rollout_forget($1, " CTL_ACTOR_SQL ") AS f"
-                                                  " JOIN erasure w ON w.employee_id = f",
-                               1, p, "forget", &rc);
-    if (rc == 0 && PQntuples(done) != 1) {
+    PGresult *done =
+        ctl_query(ctl, "SELECT rollout_forget($1, " CTL_ACTOR_SQL ")", 1, p, "forget", &rc);
+    bool erased = rc == 0 && !PQgetisnull(done, 0, 0);
+    PQclear(done);
+    done = NULL;
+    if (rc == 0) {
+        /* a statement of its own: the function's insert is not visible to its own statement */
+        const char *eid[] = {PQgetvalue(facts, 0, F_ID)};
+        done = ctl_query(ctl,
+                         "SELECT employee_id, erased_by, " CTL_TS(
+                             "erased_at") " FROM erasure WHERE employee_id = $1",
+                         1, eid, "forget", &rc);
+    }
+    if (rc == 0 && (!erased || PQntuples(done) != 1)) {
         ctl_err("forget: rollout_forget() did not record the erasure of %s; nothing was changed",
                 id);
         rc = EX_SOFTWARE;

@@ -469,9 +469,11 @@ static bool check_header(const struct import_kind *k, struct reader *r, char *co
             }
         if (!known) {
             fprintf(stderr,
-                    "%s:%u: unknown column \"%s\" in the header; a %s file has the columns %s "
-                    "(the first line must name them)\n",
-                    r->label, r->rec_line, names[i], k->name, expected);
+                    "%s:%u: unknown column \"%s\" in the header; %s files have the columns %s "
+                    "(the first line must name them)%s\n",
+                    r->label, r->rec_line, names[i], k->name, expected,
+                    strchr(names[i], ';') ? "; separate the fields with commas, not semicolons"
+                                          : "");
             ok = false;
         }
         if (k->optional && strcmp(names[i], k->optional) == 0)
@@ -484,7 +486,7 @@ static bool check_header(const struct import_kind *k, struct reader *r, char *co
             found = found || strcmp(names[i], *c) == 0;
         if (!found) {
             fprintf(stderr,
-                    "%s:%u: the header has no column \"%s\"; a %s file has the columns %s (the "
+                    "%s:%u: the header has no column \"%s\"; %s files have the columns %s (the "
                     "first line must name them)\n",
                     r->label, r->rec_line, *c, k->name, expected);
             ok = false;

@@ -208,7 +208,10 @@ void out_row(struct out_writer *w, const char *const *values)
         for (int i = 0; i < w->ncols; i++) {
             if (i)
                 fputc(',', w->f);
-            out_csv_field(w->f, values[i]);
+            const char *v = values[i];
+            if (v && w->cols[i].type == OUT_T_BOOL) /* spreadsheets read true/false, not t/f */
+                v = strcmp(v, "t") == 0 ? "true" : "false";
+            out_csv_field(w->f, v);
         }
         fputc('\n', w->f);
         break;

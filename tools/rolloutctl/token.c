@@ -207,27 +207,29 @@ static int token_list(struct ctl *ctl, int argc, char **argv)
     int rc = ctl_connect(ctl);
     if (rc)
         return rc;
-    PGresult *res = ctl_query(
-        ctl,
-        "SELECT name, role, array_to_string(ressorts, ','), " CTL_TS("created_at") ", " CTL_TS(
-            "expires_at") ", " CTL_TS("revoked_at") " FROM api_token ORDER BY name",
-        0, NULL, "token list", &rc);
+    /* JSON gets the Ressorts as an array, the other formats as "HMdF,HMdJ" */
+    const char *json_param[] = {fmt == OUT_JSON ? "true" : "false"};
+    PGresult *res =
+        ctl_query(ctl,
+                  "SELECT name, role, CASE WHEN $1::boolean"
+                  " THEN array_to_json(ressorts)::text"
+                  " ELSE array_to_string(ressorts, ',') END,"
+                  " " CTL_TS("created_at") ", " CTL_TS(
+                      "expires_at") ","
+                                    " " CTL_TS("revoked_at") " FROM api_token ORDER BY name",
+                  1, json_param, "token list", &rc);
     if (rc)
         return rc;
-    static const struct out_column cols[] = {
+    struct out_column cols[] = {
         {"name", OUT_T_TEXT, 0},    {"role", OUT_T_TEXT, 0},    {"ressorts", OUT_T_TEXT, 0},
         {"created", OUT_T_TEXT, 0}, {"expires", OUT_T_TEXT, 0}, {"revoked", OUT_T_TEXT, 0},
     };
+    if (fmt == OUT_JSON)
+        cols[2].type = OUT_T_JSON;
     struct out_writer w;
     out_begin(&w, stdout, fmt, cols, 6, true, ctl->color);
-    for (int r = 0; r < PQntuples(res); r++) {
-        const char *v[6];
-        for (int i = 0; i < 6; i++)
-            v[i] = PQgetisnull(res, r, i) ? NULL : PQgetvalue(res, r, i);
-        if (fmt == OUT_JSON && v[2] && !*v[2])
-            v[2] = NULL; /* no Ressorts: null rather than "" */
-        out_row(&w, v);
-    }
+    for (int r = 0; r < PQntuples(res); r++)
+        out_row_pg(&w, res, r);
     out_end(&w);
     PQclear(res);
     return 0;
