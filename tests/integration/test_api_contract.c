@@ -53,14 +53,17 @@
  *                                    to N ms (for reads of figures that follow commits a moment
  *                                    later, e.g. /v1/progress)
  *
- * Placeholders, expanded in every value and block line:
+ * Placeholders ("{{" and a letter), expanded in every value and block line:
  *   {{uuid:NAME}} a fresh random UUID, the same for the same NAME within one case run
  *   {{UUID:NAME}} the same UUID in upper case
  *   {{ts:SECONDS}} now + SECONDS (may be negative) as RFC 3339 UTC, e.g. 2026-11-27T10:00:00Z
- *   {{repeat:N:TEXT}} TEXT N times (TEXT may hold placeholders)
+ *   {{repeat:N:TEXT}} TEXT N times (TEXT may hold placeholders; a "}" in TEXT as {{hex:7d}})
  *   {{hex:HHHH...}} raw bytes (for invalid UTF-8 and NUL bytes in bodies)
  *   {{crlf}} CR LF     {{port}} the daemon's port
+ *   {{token:SPEC}} the token of a spec (admin, reader, support:...), for raw: requests
+ *                 (a token used only there must also be named by a `token:` line)
  *
+ * ROLLOUT_TEST_VERBOSE=1 logs every answer (status and the start of its body).
  * ========================================================================================== */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -595,10 +598,11 @@ struct api_case {
     struct api_step steps[API_MAX_STEPS];
     int nsteps;
     /* placeholders */
-    char uuid_name[32][32];
-    char uuid_value[32][37];
+    char uuid_name[128][32];
+    char uuid_value[128][37];
     int nuuid;
     int port;
+    const struct api_tokens *tokens; /* for {{token:SPEC}}; NULL: expands to "" */
 };
 
 static void expand_into(struct api_case *c, struct abuf *out, const char *s, size_t n);
@@ -608,7 +612,7 @@ API_UNUSED static const char *case_uuid(struct api_case *c, const char *name, si
     for (int i = 0; i < c->nuuid; i++)
         if (strlen(c->uuid_name[i]) == n && strncmp(c->uuid_name[i], name, n) == 0)
             return c->uuid_value[i];
-    cr_assert(c->nuuid < 32 && n < 32, "%s: too many or too long uuid names", c->name);
+    cr_assert(c->nuuid < 128 && n < 32, "%s: too many or too long uuid names", c->name);
     memcpy(c->uuid_name[c->nuuid], name, n);
     c->uuid_name[c->nuuid][n] = '\0';
     th_uuid(c->uuid_value[c->nuuid]);
@@ -620,7 +624,7 @@ static const char *placeholder_end(const char *s, const char *limit)
 {
     int depth = 0;
     for (const char *p = s; p + 1 < limit; p++) {
-        if (p[0] == '{' && p[1] == '{') {
+        if (p[0] == '{' && p[1] == '{' && p + 2 < limit && isalpha((unsigned char)p[2])) {
             depth++;
             p++;
         } else if (p[0] == '}' && p[1] == '}') {
@@ -636,7 +640,8 @@ static void expand_into(struct api_case *c, struct abuf *out, const char *s, siz
 {
     const char *limit = s + n;
     while (s < limit) {
-        if (s + 1 < limit && s[0] == '{' && s[1] == '{') {
+        /* a placeholder starts with {{ and a letter, so JSON's "{{{crlf}}" is "{" and CR LF */
+        if (s + 2 < limit && s[0] == '{' && s[1] == '{' && isalpha((unsigned char)s[2])) {
             const char *e = placeholder_end(s, limit);
             cr_assert(e != NULL, "%s: unclosed {{ in \"%.60s\"", c->name, s);
             const char *in = s + 2;
@@ -671,6 +676,11 @@ static void expand_into(struct api_case *c, struct abuf *out, const char *s, siz
                 }
             } else if (inlen == 4 && strncmp(in, "crlf", 4) == 0) {
                 abuf_puts(out, "\r\n");
+            } else if (strncmp(in, "token:", 6) == 0) {
+                for (int i = 0; c->tokens && i < c->tokens->n; i++)
+                    if (strlen(c->tokens->t[i].spec) == inlen - 6 &&
+                        strncmp(c->tokens->t[i].spec, in + 6, inlen - 6) == 0)
+                        abuf_puts(out, c->tokens->t[i].value);
             } else if (inlen == 4 && strncmp(in, "port", 4) == 0) {
                 char port[16];
                 snprintf(port, sizeof port, "%d", c->port);
@@ -735,12 +745,14 @@ API_UNUSED static void case_free(struct api_case *c)
 }
 
 /* Reads and parses dir/file. Placeholders are expanded here (uuids: once per case run);
- * {{port}} needs c->port, which is set before parsing when known. */
-API_UNUSED static void case_load(struct api_case *c, const char *dir, const char *file, int port)
+ * {{port}} and {{token:SPEC}} need the port and the tokens, given when known. */
+API_UNUSED static void case_load(struct api_case *c, const char *dir, const char *file, int port,
+                                 const struct api_tokens *tokens)
 {
     memset(c, 0, sizeof *c);
     snprintf(c->name, sizeof c->name, "%s", file);
     c->port = port;
+    c->tokens = tokens;
     char path[640];
     snprintf(path, sizeof path, "%s/%s", dir, file);
     FILE *f = fopen(path, "r");
@@ -820,13 +832,9 @@ API_UNUSED static void case_load(struct api_case *c, const char *dir, const char
                       "%s:%d: setup-sql belongs before the first request", path, lineno);
             c->setup[c->nsetup++] = case_expand(c, value, NULL);
         } else if (strcmp(k, "token") == 0) {
-            if (st) {
-                free(st->token);
-                st->token = api_strdup(value);
-            } else {
-                free(c->token);
-                c->token = api_strdup(value);
-            }
+            char **slot = st ? &st->token : &c->token;
+            free(*slot);
+            *slot = case_expand(c, value, NULL);
         } else {
             cr_assert(st != NULL, "%s:%d: %s: belongs to a request (after `request:`)", path,
                       lineno, k);
@@ -1072,6 +1080,12 @@ API_UNUSED static bool case_run_steps(struct api_case *c, struct api_run *run)
         }
         if (strcmp(st->method, "POST") == 0)
             run->created += resp_created(r);
+        if (getenv("ROLLOUT_TEST_VERBOSE")) {
+            char ex[200];
+            api_excerpt(r->body, r->len, ex, sizeof ex);
+            cr_log_info("%s step %d: %s %.60s -> %d %s", c->name, s + 1, st->method, st->path,
+                        r->status, ex);
+        }
         all &= step_check(c, s, r, got, run, true);
         got[s] = r;
     }
@@ -1149,7 +1163,7 @@ ParameterizedTest(struct api_case_file *f, contract, case_file, .timeout = 120)
     struct api_tokens tokens = {0};
     struct api_case c;
     /* the port is not known before the start; no contract case uses {{port}} */
-    case_load(&c, dir, f->file, 0);
+    case_load(&c, dir, f->file, 0, NULL);
     cr_log_info("%s: %s", c.name, c.description);
     th_db_create(&db);
     tokens_need(&tokens, &db, c.token);
