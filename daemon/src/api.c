@@ -22,6 +22,8 @@
 #include "log.h"
 #include "version.h"
 
+#define API_BODY_SLACK (16 * 1024 * 1024)
+
 extern const unsigned char dashboard_page[];
 extern const size_t dashboard_page_len;
 
@@ -1012,9 +1014,10 @@ struct api *api_new(const struct api_deps *deps)
     TAILQ_INIT(&api->waiting);
     const struct rollout_config *cfg = deps->cfg;
     api->http = evhttp_new(deps->base);
-    /* evhttp limits nothing by default. Bodies up to twice the limit are read so that the
-     * client gets our JSON 413; beyond that evhttp itself answers 413. */
-    evhttp_set_max_body_size(api->http, (ev_ssize_t)cfg->http_max_body_bytes * 2);
+    /* evhttp limits nothing by default. Bodies up to 16 MiB over the limit are read so that
+     * the client gets the contract's JSON 413 from us; beyond that evhttp answers 413 itself
+     * (libevent 2.1 has no hook for its own error pages) and closes the connection. */
+    evhttp_set_max_body_size(api->http, (ev_ssize_t)cfg->http_max_body_bytes + API_BODY_SLACK);
     evhttp_set_max_headers_size(api->http, cfg->http_max_header_bytes);
     evhttp_set_timeout(api->http, cfg->http_timeout_s);
     evhttp_set_allowed_methods(api->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |

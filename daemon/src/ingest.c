@@ -29,6 +29,7 @@ struct group {
     struct ingest *ing;
     struct ingest_item **items;
     int n;
+    bool sent; /* taken by a connection (group_send ran) */
     PGresult *res;   /* the one result of rollout_apply_events */
 };
 
@@ -52,6 +53,7 @@ static bool group_send(struct db_job *job, PGconn *conn)
     struct group *g = job->arg;
     struct ingest *ing = g->ing;
     ing->group_waiting = false;
+    g->sent = true;
     int take = ing->queued < ing->group_max ? ing->queued : ing->group_max;
     if (take > 0 && TAILQ_FIRST(&ing->queue)->single)
         take = 1; /* retried after its group failed: alone, to find the one that fails */
@@ -104,10 +106,31 @@ static void group_free(struct group *g)
     free(g);
 }
 
+static void fail_queued(struct ingest *ing)
+{
+    struct ingest_item *item;
+    while ((item = TAILQ_FIRST(&ing->queue)) != NULL) {
+        TAILQ_REMOVE(&ing->queue, item, link);
+        ing->queued--;
+        metrics_count_event(ing->metrics, "unavailable");
+        fail_item(item, 503, "database_unavailable",
+                  "the database is unreachable; nothing was stored: retry later with the same "
+                  "event_id");
+    }
+}
+
 static void group_done(struct db_job *job, enum db_job_outcome outcome, const char *error)
 {
     struct group *g = job->arg;
     struct ingest *ing = g->ing;
+    if (!g->sent) {
+        /* failed while waiting for a connection (the last one broke): the events it would
+         * have taken are still queued and no connection is left to take them */
+        ing->group_waiting = false;
+        group_free(g);
+        fail_queued(ing);
+        return;
+    }
     ing->inflight -= g->n;
 
     if (outcome == DB_JOB_OK && g->res != NULL && PQntuples(g->res) == g->n) {
@@ -183,14 +206,7 @@ static void group_submit(struct ingest *ing)
     if (!db_pool_submit(ing->pool, &g->job)) {
         ing->group_waiting = false;
         free(g);
-        struct ingest_item *item;
-        while ((item = TAILQ_FIRST(&ing->queue)) != NULL) {
-            TAILQ_REMOVE(&ing->queue, item, link);
-            ing->queued--;
-            metrics_count_event(ing->metrics, "unavailable");
-            fail_item(item, 503, "database_unavailable",
-                      "the database is unreachable; retry later with the same event_id");
-        }
+        fail_queued(ing);
         return;
     }
 }
