@@ -1138,6 +1138,27 @@ API_UNUSED static char *event_json(const char *id, const char *employee, const c
     return s;
 }
 
+/* The counters (progress_counter summed over its shards) against a recount of item_state. */
+API_UNUSED static void expect_counters_match_item_state(struct th_db *db, const char *when)
+{
+    long long diff = th_sql_int(
+        db, "SELECT count(*) FROM ("
+            " (SELECT c.dienststelle, c.item, c.state::text, sum(c.n) AS n FROM progress_counter c"
+            "   GROUP BY 1, 2, 3 HAVING sum(c.n) <> 0"
+            "  EXCEPT"
+            "  SELECT e.dienststelle, s.item, s.state::text, count(*) FROM item_state s"
+            "   JOIN employee e ON e.id = s.employee_id GROUP BY 1, 2, 3)"
+            " UNION ALL"
+            " (SELECT e.dienststelle, s.item, s.state::text, count(*) FROM item_state s"
+            "   JOIN employee e ON e.id = s.employee_id GROUP BY 1, 2, 3"
+            "  EXCEPT"
+            "  SELECT c.dienststelle, c.item, c.state::text, sum(c.n) FROM progress_counter c"
+            "   GROUP BY 1, 2, 3 HAVING sum(c.n) <> 0)) x");
+    cr_expect_eq(diff, 0, "%s: progress_counter differs from a recount of item_state in %lld "
+                          "(office, item, state) rows",
+                 when, diff);
+}
+
 #ifndef TEST_API_LIBRARY_ONLY
 
 /* ========================================================================================== */
@@ -1235,27 +1256,6 @@ static char *db_state(struct th_db *db, const char *employee, const char *item)
     char *v = api_strdup(PQgetvalue(r, 0, 0));
     PQclear(r);
     return v;
-}
-
-/* The counters (progress_counter summed over its shards) against a recount of item_state. */
-static void expect_counters_match_item_state(struct th_db *db, const char *when)
-{
-    long long diff = th_sql_int(
-        db, "SELECT count(*) FROM ("
-            " (SELECT c.dienststelle, c.item, c.state::text, sum(c.n) AS n FROM progress_counter c"
-            "   GROUP BY 1, 2, 3 HAVING sum(c.n) <> 0"
-            "  EXCEPT"
-            "  SELECT e.dienststelle, s.item, s.state::text, count(*) FROM item_state s"
-            "   JOIN employee e ON e.id = s.employee_id GROUP BY 1, 2, 3)"
-            " UNION ALL"
-            " (SELECT e.dienststelle, s.item, s.state::text, count(*) FROM item_state s"
-            "   JOIN employee e ON e.id = s.employee_id GROUP BY 1, 2, 3"
-            "  EXCEPT"
-            "  SELECT c.dienststelle, c.item, c.state::text, sum(c.n) FROM progress_counter c"
-            "   GROUP BY 1, 2, 3 HAVING sum(c.n) <> 0)) x");
-    cr_expect_eq(diff, 0, "%s: progress_counter differs from a recount of item_state in %lld "
-                          "(office, item, state) rows",
-                 when, diff);
 }
 
 /* ---- every transition --------------------------------------------------------------------- */
