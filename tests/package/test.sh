@@ -10,6 +10,10 @@
 # WATCHDOG=1, SIGHUP, STOPPING=1 on SIGTERM, exit 78 on a database without the schema.
 # Without them those checks are skipped.
 #
+# With ROLLOUT_PACKAGE_INSTALL=1 (root, and no rolloutd package installed) the package is also
+# installed on this machine with dpkg -i, removed and purged; the user rolloutd is deleted
+# again when it was not there before.
+#
 # Tools: dpkg-deb, dpkg-shlibdeps (dpkg-dev), file, man (man-db), systemd-analyze (systemd),
 # promtool (prometheus), lintian (optional: its findings are printed; only errors fail), perl,
 # curl.
@@ -402,6 +406,37 @@ EOF
     -c "DROP DATABASE IF EXISTS $DB_EMPTY WITH (FORCE)" >/dev/null 2>&1
 else
   skip "the unpacked rolloutd against PostgreSQL, sd_notify (set ROLLOUT_TEST_PGHOST and ROLLOUT_TEST_PGPORT)"
+fi
+
+# ---- a real install on this machine (opt-in) --------------------------------------------------
+if [ "${ROLLOUT_PACKAGE_INSTALL:-0}" = 1 ]; then
+  if dpkg-query -W -f='${Status}' rolloutd 2>/dev/null | grep -q 'installed'; then
+    skip "dpkg -i on this machine: a rolloutd package is already installed here"
+  elif [ "$(id -u)" != 0 ]; then
+    skip "dpkg -i on this machine: needs root"
+  else
+    had_user=0; getent passwd rolloutd >/dev/null && had_user=1
+    real_install() {
+      dpkg -i "$DEB" >"$WORK/dpkg.log" 2>&1 || { cat "$WORK/dpkg.log"; return 1; }
+      getent passwd rolloutd | grep -q ':/nonexistent:/usr/sbin/nologin$' || { echo "user: $(getent passwd rolloutd)"; return 1; }
+      getent group rolloutd >/dev/null || { echo "no group rolloutd"; return 1; }
+      [ "$(stat -c '%a %U:%G' /etc/rolloutd/rolloutd.conf)" = "640 root:rolloutd" ] ||
+        { echo "conf: $(stat -c '%a %U:%G' /etc/rolloutd/rolloutd.conf)"; return 1; }
+      /usr/sbin/rolloutd --check-config || return 1
+      runuser -u rolloutd -- /usr/sbin/rolloutd --check-config || { echo "rolloutd cannot read its configuration"; return 1; }
+      man -w rolloutd >/dev/null && man -w rolloutctl >/dev/null || { echo "man pages not found"; return 1; }
+      # an edited conffile survives removal; purge takes it and the directory
+      echo "# local change" >>/etc/rolloutd/rolloutd.conf
+      dpkg -r rolloutd >>"$WORK/dpkg.log" 2>&1 || { cat "$WORK/dpkg.log"; return 1; }
+      [ ! -e /usr/sbin/rolloutd ] && grep -q '^# local change' /etc/rolloutd/rolloutd.conf ||
+        { echo "after dpkg -r: binary still there or the edited conffile gone"; return 1; }
+      dpkg -P rolloutd >>"$WORK/dpkg.log" 2>&1 || { cat "$WORK/dpkg.log"; return 1; }
+      [ ! -e /etc/rolloutd ] || { echo "after dpkg -P: /etc/rolloutd is still there"; ls -la /etc/rolloutd; return 1; }
+    }
+    check "dpkg -i: user rolloutd, conffile 0640 root:rolloutd, man pages; dpkg -r keeps the edited conffile, dpkg -P removes it" real_install
+    dpkg -P rolloutd >/dev/null 2>&1 || true
+    [ $had_user = 0 ] && getent passwd rolloutd >/dev/null && deluser --quiet --system rolloutd >/dev/null 2>&1 || true
+  fi
 fi
 
 if [ $skipped -gt 0 ]; then
