@@ -62,7 +62,8 @@ control_fields() {
   [ "$(field Package)" = rolloutd ] || { echo "Package: $(field Package)"; return 1; }
   [ "$(field Version)" = "$DEB_VERSION" ] || { echo "Version: $(field Version), want $DEB_VERSION"; return 1; }
   [ -n "$(field Maintainer)" ] && [ -n "$(field Description)" ] || { echo "no Maintainer or Description"; return 1; }
-  local dep=$(field Depends) lib
+  local dep lib
+  dep=$(field Depends)
   for lib in adduser libc6 libpq5 libevent-2.1-7 libevent-openssl-2.1-7 libconfig9 libjansson4 libssl3; do
     [[ ", $dep," == *", $lib "* || ", $dep," == *", $lib,"* ]] || { echo "Depends lacks $lib: $dep"; return 1; }
   done
@@ -337,8 +338,8 @@ EOF
       >"$WORK/rolloutd.log" 2>&1 &
     DAEMON_PID=$!
     wait_for() { # PATTERN FILE SECONDS
-      local i
-      for i in $(seq $(($3 * 10))); do grep -q "$1" "$2" 2>/dev/null && return 0; sleep 0.1; done
+      local _
+      for _ in $(seq $(($3 * 10))); do grep -q "$1" "$2" 2>/dev/null && return 0; sleep 0.1; done
       return 1
     }
     if wait_for '^READY=1' "$WORK/notify.log" 15; then
