@@ -355,6 +355,17 @@ BEGIN
                 dd_dst := dd_dst || v_emp.dienststelle; dd_item := dd_item || v_item; dd_n := dd_n || -1;
             END IF;
 
+            -- One device per employee and item: a return or cancellation gives back what the
+            -- employee holds for the item; a new serial replaces the one held before.
+            IF v_state IN ('returned', 'cancelled') OR v_serial IS NOT NULL THEN
+                UPDATE device_holding h SET held_until = v_at
+                  FROM device d
+                 WHERE d.serial = h.serial AND d.holder_id = v_emp.id AND d.item = v_item
+                   AND d.serial IS DISTINCT FROM v_serial
+                   AND h.employee_id = v_emp.id AND h.held_until IS NULL;
+                UPDATE device d SET holder_id = NULL, since = v_at
+                 WHERE d.holder_id = v_emp.id AND d.item = v_item AND d.serial IS DISTINCT FROM v_serial;
+            END IF;
             IF v_serial IS NOT NULL THEN
                 IF v_state IN ('returned', 'cancelled') THEN
                     UPDATE device d SET holder_id = NULL, since = v_at,
@@ -477,6 +488,17 @@ BEGIN
         INSERT INTO item_state AS s (employee_id, item, state, since)
         SELECT done.emp_id, done.item, done.state, done.occurred_at FROM done WHERE done.app
         ON CONFLICT (employee_id, item) DO UPDATE SET state = excluded.state, since = excluded.since
+    ), released AS (
+        -- a return or cancellation gives back the devices held for the item
+        UPDATE device dv SET holder_id = NULL, since = done.occurred_at
+          FROM done
+         WHERE done.app AND done.state IN ('returned', 'cancelled')
+           AND dv.holder_id = done.emp_id AND dv.item = done.item
+        RETURNING dv.serial, done.emp_id, done.occurred_at
+    ), released_holding AS (
+        UPDATE device_holding h SET held_until = released.occurred_at
+          FROM released
+         WHERE h.serial = released.serial AND h.employee_id = released.emp_id AND h.held_until IS NULL
     ), delta AS (
         SELECT done.dst, done.item, done.state AS st, 1 AS n FROM done WHERE done.app
         UNION ALL

@@ -780,7 +780,7 @@ static enum route route_of(const char *path, char *id, size_t idlen)
         {"/v1/progress/daily", ROUTE_PROGRESS_DAILY}, {"/v1/ressorts", ROUTE_RESSORTS},
         {"/status", ROUTE_STATUS},          {"/metrics", ROUTE_METRICS},
         {"/healthz", ROUTE_HEALTHZ},        {"/readyz", ROUTE_READYZ},
-        {"/", ROUTE_DASHBOARD},             {"/index.html", ROUTE_DASHBOARD},
+        {"/", ROUTE_DASHBOARD},
     };
     for (size_t i = 0; i < sizeof exact / sizeof exact[0]; i++)
         if (strcmp(path, exact[i].path) == 0)
@@ -886,11 +886,6 @@ static void on_request(struct evhttp_request *req, void *arg)
 
     struct evkeyvalq query;
     TAILQ_INIT(&query);
-    const char *qs = uri ? evhttp_uri_get_query(uri) : NULL;
-    if (qs && evhttp_parse_query_str(qs, &query) != 0) {
-        fail(r, 400, "invalid_parameter", NULL, "the query string cannot be parsed");
-        goto out;
-    }
     if (r->route == ROUTE_OTHER) {
         fail(r, 404, "not_found", NULL, "no such path; see docs/openapi.yaml");
         goto out;
@@ -903,6 +898,16 @@ static void on_request(struct evhttp_request *req, void *arg)
         goto out;
     }
 
+    /* only the routes that take parameters read the query; the others ignore it, as a
+     * monitoring probe's cache-buster "?x" should not break a health check */
+    bool takes_query = r->route == ROUTE_EMPLOYEE_EVENTS || r->route == ROUTE_PROGRESS ||
+                       r->route == ROUTE_PROGRESS_DAILY || r->route == ROUTE_STATUS;
+    const char *qs = uri ? evhttp_uri_get_query(uri) : NULL;
+    if (takes_query && qs && evhttp_parse_query_str(qs, &query) != 0) {
+        fail(r, 400, "invalid_parameter", NULL,
+             "the query string cannot be parsed; use name=value pairs joined by &");
+        goto out;
+    }
     if (api->draining && r->route != ROUTE_HEALTHZ) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
         fail(r, 503, "shutting_down", NULL, "the service is shutting down; retry");

@@ -43,7 +43,7 @@ struct daemon {
     struct progress *progress;
     struct metrics *metrics;
     struct api *api;
-    struct event *sigterm, *sigint, *sighup, *shutdown_timer, *watchdog;
+    struct event *sigterm, *sigint, *sighup, *shutdown_timer, *watchdog, *ready_timer;
     struct db_job schema_job;
     bool schema_busy;
     bool schema_ok;
@@ -135,13 +135,20 @@ static void schema_check(struct daemon *d)
 
 /* ---- database events -------------------------------------------------------------------- */
 
+/* Ready means what /readyz means: database, schema, tokens and the progress snapshot. */
+static bool daemon_ready(const struct daemon *d)
+{
+    return d->phase == PHASE_SERVING && db_pool_available(d->pool) && d->schema_ok &&
+           auth_loaded(d->auth) && progress_ready(d->progress);
+}
+
 static void notify_status(struct daemon *d)
 {
     char status[160];
     snprintf(status, sizeof status, "STATUS=%s, %d/%d database connections, queue %d",
              d->phase == PHASE_DRAINING ? "draining" : "serving", db_pool_ready(d->pool),
              db_pool_size(d->pool), ingest_queue_depth(d->ingest));
-    if (!d->notified_ready && d->phase == PHASE_SERVING && db_pool_available(d->pool)) {
+    if (!d->notified_ready && daemon_ready(d)) {
         char msg[200];
         snprintf(msg, sizeof msg, "READY=1\n%s", status);
         notify_send(msg);
@@ -255,6 +262,15 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
              d->cfg.log_level);
 }
 
+/* Until systemd was told READY=1: look every 50 ms whether everything is in place. */
+static void on_ready_check(evutil_socket_t fd, short what, void *arg)
+{
+    struct daemon *d = arg;
+    notify_status(d);
+    if (d->notified_ready)
+        event_del(d->ready_timer);
+}
+
 static void on_watchdog(evutil_socket_t fd, short what, void *arg)
 {
     struct daemon *d = arg;
@@ -358,6 +374,9 @@ static int run(struct daemon *d)
         event_add(d->watchdog, &tv);
     }
 
+    d->ready_timer = event_new(d->base, -1, EV_PERSIST, on_ready_check, d);
+    struct timeval ready_tv = {0, 50 * 1000};
+    event_add(d->ready_timer, &ready_tv);
     d->phase = PHASE_SERVING;
     log_info("rolloutd %s listening on %s:%d%s (schema %d, %d database connections)",
              ROLLOUT_VERSION, d->cfg.listen_address, api_port(d->api),
@@ -381,6 +400,7 @@ static int run(struct daemon *d)
     event_free(d->sigint);
     event_free(d->sighup);
     event_free(d->shutdown_timer);
+    event_free(d->ready_timer);
     if (d->watchdog)
         event_free(d->watchdog);
     event_base_free(d->base);

@@ -519,14 +519,12 @@ async function run() {
   await call({ name: 'POST on the dashboard page', method: 'POST', rel: '', body: {}, expect: 405, code: 'method_not_allowed' });
 
   // --- a query name without '=' on paths that take no parameters ------------------------------------
-  // Valid per RFC 3986 and the URL standard (a name with an empty value), but rolloutd answers 400
-  // invalid_parameter ("the query string cannot be parsed", libevent's strict parser), a status
-  // these operations do not document. Reported; marked TODO until the daemon ignores it.
-  const lenient = 'rolloutd answers 400 to a query name without "=" (reported)';
-  await call({ name: 'healthz?probe', method: 'GET', rel: 'healthz?probe', expect: 200, todo: lenient });
-  await call({ name: 'ressorts?x', method: 'GET', rel: 'v1/ressorts?x', expect: 200, todo: lenient });
-  await call({ name: 'metrics?x', method: 'GET', rel: 'metrics?x', expect: 200, todo: lenient });
-  await call({ name: 'the dashboard page ?x', method: 'GET', rel: '?x', expect: 200, todo: lenient });
+  // Valid per RFC 3986 (a name with an empty value); paths without parameters ignore the query.
+  await call({ name: 'healthz?probe', method: 'GET', rel: 'healthz?probe', expect: 200 });
+  await call({ name: 'ressorts?x', method: 'GET', rel: 'v1/ressorts?x', expect: 200 });
+  await call({ name: 'metrics?x', method: 'GET', rel: 'metrics?x', expect: 200 });
+  await call({ name: 'the dashboard page ?x', method: 'GET', rel: '?x', expect: 200 });
+  await call({ name: 'an unlisted path with ?x', method: 'GET', rel: 'v1/nothing?x', expect: 404, code: 'not_found' });
   await call({ name: 'a path that is not listed', method: 'GET', rel: 'v1/nothing-here', expect: 404, code: 'not_found' });
 
   // --- X-Request-Id is echoed ----------------------------------------------------------------------
