@@ -400,7 +400,8 @@ Test(cli_events, forget_leaves_no_personal_data_and_keeps_the_totals)
     run_free(&r);
 
     cr_assert_eq(rows_mentioning("P0000004", true), 0, "the personnel number survived");
-    cr_assert_eq(rows_mentioning("Testperson 4", true), 0, "the name (or the note naming it) survived");
+    cr_assert_eq(rows_mentioning("Testperson 4", true), 0,
+                 "the name (or the note naming it) survived");
     char sql[512];
     snprintf(sql, sizeof sql,
              "SELECT count(*) FROM event WHERE employee_id = %lld AND (note IS NOT NULL OR"
