@@ -48,7 +48,7 @@ static int post_event(struct th_daemon *d, const char *token, const char *employ
 
 Test(daemon, refuses_to_start_on_a_schema_it_was_not_built_for)
 {
-    th_sql(&db, "UPDATE schema_migrations SET version = version + 1000", 0, NULL);
+    PQclear(th_sql(&db, "UPDATE schema_migrations SET version = version + 1000", 0, NULL));
     struct th_daemon d;
     int rc = th_daemon_spawn(&d, &db, "", 15000);
     cr_assert_eq(rc, 78, "exit status %d, expected 78 (EX_CONFIG)", rc);
@@ -81,7 +81,7 @@ Test(daemon, a_revoked_token_is_refused_within_a_second)
     struct th_daemon d;
     th_daemon_start(&d, &db, "");
     cr_assert_eq(post_event(&d, tok, "P0000001", "wlan_autologin", "planned"), 201);
-    th_sql(&db, "UPDATE api_token SET revoked_at = now() WHERE name = 'soon-revoked'", 0, NULL);
+    PQclear(th_sql(&db, "UPDATE api_token SET revoked_at = now() WHERE name = 'soon-revoked'", 0, NULL));
     double start = now_s();
     int status = 0;
     while (now_s() - start < 3.0) {

@@ -80,8 +80,9 @@ Test(security, tls_serves_https_with_the_configured_certificate)
 /* Tokens, personnel numbers, names and notes never reach the log, even on errors. */
 Test(security, logs_hold_no_token_and_no_personal_data)
 {
-    th_sql(&db, "UPDATE employee SET name = 'Erika Mustermann' WHERE personnel_number = 'P0000001'",
-           0, NULL);
+    PQclear(th_sql(&db,
+                   "UPDATE employee SET name = 'Erika Mustermann' WHERE personnel_number = 'P0000001'",
+                   0, NULL));
     char *admin = th_token(&db, "log-admin", "admin", NULL);
     struct th_daemon d;
     th_daemon_start(&d, &db, "log = { level = \"debug\"; };\n");
