@@ -1069,7 +1069,7 @@ struct api *api_new(const struct api_deps *deps)
         return NULL;
     }
     evconnlistener_set_error_cb(api->listener, on_accept_error);
-    struct sockaddr_storage bound;
+    struct sockaddr_storage bound = {0};
     socklen_t blen = sizeof bound;
     getsockname(evconnlistener_get_fd(api->listener), (struct sockaddr *)&bound, &blen);
     api->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port

@@ -392,6 +392,7 @@ bool db_pool_cancel(struct db_pool *pool, struct db_job *job)
     struct db_job *j;
     TAILQ_FOREACH(j, &pool->queue, link)
     {
+        // cppcheck-suppress uninitvar ; TAILQ_FOREACH assigns j, cppcheck does not see it
         if (j == job) {
             TAILQ_REMOVE(&pool->queue, job, link);
             pool->queued--;
