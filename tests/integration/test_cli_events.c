@@ -76,6 +76,11 @@ static void write_file(const char *path, const char *content)
     fclose(f);
 }
 
+static bool starts_with(const char *text, const char *prefix)
+{
+    return strncmp(text, prefix, strlen(prefix)) == 0;
+}
+
 static void assert_has(const char *text, const char *needle)
 {
     cr_assert(strstr(text, needle) != NULL, "expected \"%s\" in:\n%s", needle, text);
@@ -225,14 +230,14 @@ Test(cli_events, every_line_gets_the_apis_answer)
         lines[n++] = l;
     cr_assert_eq(n, 7, "one result per non-blank line, got %d", n);
     cr_assert_str_eq(lines[0], "1 created");
-    cr_assert(strncmp(lines[1], "2 rejected invalid_json ", 24) == 0, "%s", lines[1]);
-    cr_assert(strncmp(lines[2], "3 rejected unknown_field ", 25) == 0, "%s", lines[2]);
+    cr_assert(starts_with(lines[1], "2 rejected invalid_json "), "%s", lines[1]);
+    cr_assert(starts_with(lines[2], "3 rejected unknown_field "), "%s", lines[2]);
     cr_assert_str_eq(lines[3],
                      "4 rejected unknown_employee no employee with personnel number P0000099");
     cr_assert_str_eq(lines[4], "5 rejected illegal_transition cannot go from active to planned for "
                                "mobile_device");
-    cr_assert(strncmp(lines[5], "7 rejected invalid_body ", 24) == 0, "%s", lines[5]);
-    cr_assert(strncmp(lines[6], "8 rejected invalid_imei ", 24) == 0, "%s", lines[6]);
+    cr_assert(starts_with(lines[5], "7 rejected invalid_body "), "%s", lines[5]);
+    cr_assert(starts_with(lines[6], "8 rejected invalid_imei "), "%s", lines[6]);
     assert_has(r.err, "7 events, 1 created, 0 duplicate, 6 rejected");
     run_free(&r);
     cr_assert_eq(th_sql_int(&db, "SELECT count(*) FROM event"), 1);
@@ -276,11 +281,11 @@ Test(cli_events, export_gives_back_what_import_reads)
 
     r = ctl("events", "export", "--format", "csv", NULL);
     cr_assert_eq(r.status, 0, "%s", r.err);
-    cr_assert(strncmp(r.out,
-                      "event_id,employee,item,state,previous_state,applied,occurred_at,"
-                      "received_at,device_serial,device_model,device_imei,features,note,token\n",
-                      120) == 0,
-              "%s", r.out);
+    cr_assert(
+        starts_with(r.out,
+                    "event_id,employee,item,state,previous_state,applied,occurred_at,"
+                    "received_at,device_serial,device_model,device_imei,features,note,token\n"),
+        "%s", r.out);
     assert_has(r.out, ",P0000004,hessen_smartphone,active,,true,");
     assert_has(r.out, "356938035643809");
     run_free(&r);
