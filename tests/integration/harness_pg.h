@@ -53,7 +53,10 @@ void th_pg_db_close(struct th_db *db);
 void th_db_reconnect(struct th_db *db);
 
 /* A streaming standby of primary (which must run): pg_basebackup -R into a fresh directory,
- * extra_conf appended to its postgresql.conf. Not started. */
+ * extra_conf appended to its postgresql.conf. Not started. For synchronous replication set the
+ * primary's synchronous_standby_names only once the standby runs (ALTER SYSTEM and
+ * pg_reload_conf()): before that every commit on the primary waits. The standby's
+ * application_name on the primary is its cluster_name when extra_conf sets one. */
 void th_pg_init_standby(struct th_pg *standby, struct th_pg *primary, const char *extra_conf);
 /* pg_ctl promote, waiting until the server accepts writes. */
 void th_pg_promote(struct th_pg *pg);

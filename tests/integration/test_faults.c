@@ -1,14 +1,21 @@
 /* Faults under a posting load (issue 6): PostgreSQL killed and started again, rolloutd killed
  * with SIGKILL and started again, SIGTERM. Each time: every event that got a 2xx is stored,
  * nothing is stored that the clients were not told about (unless they could not know), the
- * counters equal a recount, and the daemon recovers by itself.
+ * counters equal a recount, and the daemon recovers by itself. For SIGTERM: every request that
+ * was completely sent before the signal (and so not refused at connect) gets an answer, 2xx or
+ * 503, also when the daemon was idle and had not read it yet.
  *
  * PostgreSQL is stopped in a private cluster of the test's own (harness_pg.h): the shared test
  * cluster serves the other tests. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "harness_load.h"
@@ -306,4 +313,107 @@ Test(faults, sigterm_answers_everything_accepted, .timeout = 60)
     free(token);
     th_db_drop(&db);
     cr_log_info("sigterm: %lld ms in all", th_now_ms() - t0);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
+/* Sends a complete POST on a new blocking connection; returns the socket. */
+static int send_post(int port, const char *token, const char *body)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert(fd >= 0, "socket: %s", strerror(errno));
+    struct sockaddr_in sin = {.sin_family = AF_INET,
+                              .sin_port = htons((unsigned short)port),
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert(connect(fd, (struct sockaddr *)&sin, sizeof sin) == 0, "connect to rolloutd: %s",
+              strerror(errno));
+    char req[4096];
+    int n = snprintf(req, sizeof req,
+                     "POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nAuthorization: Bearer "
+                     "%s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+                     "Connection: close\r\n\r\n%s",
+                     port, token, strlen(body), body);
+    cr_assert(send(fd, req, (size_t)n, MSG_NOSIGNAL) == n, "send: %s", strerror(errno));
+    return fd;
+}
+
+/* Reads the answer until the server closes (at most timeout_ms); returns the HTTP status, 0
+ * when the connection ended without one. */
+static int read_status(int fd, int timeout_ms)
+{
+    char buf[4096];
+    size_t len = 0;
+    long long deadline = th_now_ms() + timeout_ms;
+    for (;;) {
+        struct pollfd p = {fd, POLLIN, 0};
+        long long left = deadline - th_now_ms();
+        if (left <= 0 || poll(&p, 1, (int)left) <= 0)
+            break;
+        ssize_t got = recv(fd, buf + len, sizeof buf - 1 - len, 0);
+        if (got <= 0)
+            break;
+        len += (size_t)got;
+        if (len == sizeof buf - 1)
+            break;
+    }
+    buf[len] = '\0';
+    int status = 0;
+    if (sscanf(buf, "HTTP/1.%*d %d", &status) != 1)
+        status = 0;
+    return status;
+}
+
+/* The sharpest case of "answer everything accepted": an idle daemon gets SIGTERM a moment after
+ * complete requests were sent on connections the kernel accepted for it. */
+Test(faults, sigterm_right_after_requests_were_sent, .timeout = 60)
+{
+    struct th_db db;
+    th_db_create(&db);
+    char *token = th_token(&db, "poster", "admin", NULL);
+    struct th_daemon d;
+    th_daemon_start(&d, &db, NULL);
+
+    enum { N = 8 };
+    int fds[N];
+    char ids[N][37];
+    for (int i = 0; i < N; i++) {
+        char body[1024];
+        th_uuid(ids[i]);
+        snprintf(body, sizeof body,
+                 "{\"event_id\":\"%s\",\"employee\":\"P%07d\",\"item\":\"wlan_autologin\","
+                 "\"state\":\"active\",\"occurred_at\":\"2026-01-05T10:00:00+01:00\"}",
+                 ids[i], i + 1);
+        fds[i] = send_post(d.port, token, body);
+    }
+    pid_t pid = d.pid;
+    kill(pid, SIGTERM);
+    int statuses[N], unanswered = 0;
+    for (int i = 0; i < N; i++) {
+        statuses[i] = read_status(fds[i], 15000);
+        close(fds[i]);
+        bool ok = (statuses[i] >= 200 && statuses[i] < 300) || statuses[i] == 503;
+        unanswered += !ok;
+        if (!ok)
+            cr_log_error("request %d (event %s), sent completely before the SIGTERM: %s", i, ids[i],
+                         statuses[i] ? "an answer other than 2xx/503" : "no answer at all");
+    }
+    int exit_code = th_daemon_stop(&d, SIGTERM);
+    cr_expect_eq(exit_code, 0, "rolloutd exited with %d after SIGTERM", exit_code);
+    cr_expect_eq(unanswered, 0,
+                 "%d of %d requests sent completely before the SIGTERM got no 2xx/503 answer "
+                 "(the connection was closed without one)",
+                 unanswered, N);
+
+    /* what was acknowledged is stored */
+    for (int i = 0; i < N; i++) {
+        if (statuses[i] < 200 || statuses[i] >= 300)
+            continue;
+        const char *params[] = {ids[i]};
+        PGresult *r = th_sql(&db, "SELECT 1 FROM event WHERE event_id = $1", 1, params);
+        cr_expect_eq(PQntuples(r), 1, "event %s got %d but is not stored", ids[i], statuses[i]);
+        PQclear(r);
+    }
+    th_check_counters(&db);
+    free(token);
+    th_db_drop(&db);
 }
