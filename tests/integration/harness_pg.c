@@ -487,24 +487,6 @@ void th_pg_db_create(struct th_pg *pg, struct th_db *db)
             "CREATE ROLE rolloutctl LOGIN IN ROLE rollout_admin; END IF; "
             "END $$",
             0, NULL, "creating the roles rolloutd and rolloutctl");
-    /* rolloutd reads schema_migrations with its own small role; migrate grants that to PUBLIC
-     * when it creates the table, but 001_init.sql's `REVOKE ALL ON ALL TABLES IN SCHEMA public
-     * FROM PUBLIC` (run after) takes it away again, and rolloutd then refuses to start (exit
-     * 78, "permission denied for table schema_migrations"). Not what these tests are about:
-     * restore the grant, and say so loudly. */
-    PGresult *r = PQexec(db->conn, "SELECT has_table_privilege('rolloutd', 'schema_migrations', "
-                                   "'SELECT')");
-    bool readable = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
-                    strcmp(PQgetvalue(r, 0, 0), "t") == 0;
-    PQclear(r);
-    if (!readable) {
-        cr_log_warn("harness_pg: after the migration the role rolloutd may not read "
-                    "schema_migrations (001_init.sql revokes migrate's GRANT to PUBLIC), so "
-                    "rolloutd could not start on a freshly migrated database; granting it "
-                    "here");
-        pg_exec(db->conn, "GRANT SELECT ON schema_migrations TO PUBLIC", 0, NULL,
-                "GRANT SELECT ON schema_migrations");
-    }
     char *fixture = slurp(FIXTURE_PATH, NULL);
     cr_assert(fixture != NULL, "cannot read %s: %s", FIXTURE_PATH, strerror(errno));
     pg_exec(db->conn, fixture, 0, NULL, FIXTURE_PATH);
