@@ -2,7 +2,8 @@
  * ONE running daemon, each with the status and error code the contract gives it. The cases are
  * data in tests/api/badinput/NNN-name.case, in the format documented at the top of
  * test_api_contract.c (whose case machinery this file includes; its tests are left out here).
- * A client that sends its request one byte a second is C below.
+ * A client that sends its request one byte a second, and requests pipelined on one connection
+ * (answers to HEAD without content), are C below.
  *
  * The daemon runs with small limits: http.max_body_bytes 65536, http.batch_max_events 50.
  * The cases that store events use an employee and item of their own (so no case depends on
@@ -41,6 +42,60 @@ static bool trickle(struct th_daemon *d, int bytes)
             api_sleep_ms((int)left);
     }
     close(fd);
+    return ok;
+}
+
+/* Two requests in one write on one connection (HTTP/1.1 pipelining): `method path`, then
+ * GET /healthz. The answers must come back in order and framed, so the second is found right
+ * where the first ends; an answer to HEAD has no content (RFC 9110 9.3.2, RFC 9112 6.3), or a
+ * client on a kept-alive connection reads it as the start of the next answer. */
+static bool pipelined(struct th_daemon *d, const char *method, const char *path,
+                      int want_status)
+{
+    char req[512];
+    snprintf(req, sizeof req,
+             "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+             "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+             method, path);
+    int fd = api_connect(d->port);
+    cr_assert(fd >= 0, "cannot connect to rolloutd");
+    api_write_all(fd, req, strlen(req));
+    struct abuf in = {0};
+    long long deadline = api_now_ms() + 5000;
+    while (api_now_ms() < deadline) {
+        struct pollfd pfd = {fd, POLLIN, 0};
+        if (poll(&pfd, 1, 200) <= 0)
+            continue;
+        char chunk[8192];
+        ssize_t got = recv(fd, chunk, sizeof chunk, 0);
+        if (got <= 0)
+            break;
+        abuf_add(&in, chunk, (size_t)got);
+    }
+    close(fd);
+    char what[160];
+    snprintf(what, sizeof what, "pipelined %s %s, then GET /healthz", method, path);
+    bool ok = in.data != NULL;
+    char *end = ok ? strstr(in.data, "\r\n\r\n") : NULL;
+    int status = ok ? atoi(in.data + 9) : 0;
+    ok = end != NULL && strncmp(in.data, "HTTP/1.1 ", 9) == 0 && status == want_status;
+    cr_expect(ok, "%s: the first answer must be %d; got: %.300s", what, want_status,
+              in.data ? in.data : "(nothing)");
+    if (ok) {
+        /* the content of the first answer, by its Content-Length (none for HEAD) */
+        char *next = end + 4;
+        bool head = strcmp(method, "HEAD") == 0;
+        char *cl = strstr(in.data, "Content-Length:");
+        if (!head && cl && cl < end)
+            next += strtol(cl + 15, NULL, 10);
+        char ex[200];
+        api_excerpt(next, strlen(next), ex, sizeof ex);
+        ok = strncmp(next, "HTTP/1.1 200", 12) == 0 && strstr(next, "{\"status\":\"alive\"}");
+        cr_expect(ok, "%s: the answer to GET /healthz must follow right after the first "
+                      "answer%s; found instead: %s",
+                  what, head ? " (an answer to HEAD has no content)" : "", ex);
+    }
+    free(in.data);
     return ok;
 }
 
@@ -125,5 +180,24 @@ Test(badinput, catalogue_against_one_daemon, .timeout = 300)
     free(log);
     int st = th_daemon_stop(&d, SIGTERM);
     cr_expect_eq(st, 0, "rolloutd exited with %d on SIGTERM after the catalogue", st);
+    th_db_drop(&db);
+}
+
+/* Requests pipelined on one connection: GET as a control, then HEAD, whose answers must have no
+ * content whatever their status. */
+Test(badinput, pipelined_requests_and_head_answers_without_content, .timeout = 60)
+{
+    struct th_db db;
+    th_db_create(&db);
+    struct th_daemon d;
+    th_daemon_start(&d, &db, BADINPUT_CONFIG);
+    pipelined(&d, "GET", "/healthz", 200);
+    pipelined(&d, "GET", "/v1/nothing", 404);
+    pipelined(&d, "HEAD", "/healthz", 200);
+    pipelined(&d, "HEAD", "/v1/progress", 200);
+    pipelined(&d, "HEAD", "/status", 200);
+    pipelined(&d, "HEAD", "/v1/events", 405);
+    pipelined(&d, "HEAD", "/v1/nothing", 404);
+    cr_expect_eq(th_daemon_stop(&d, SIGTERM), 0);
     th_db_drop(&db);
 }
