@@ -413,7 +413,7 @@ Test(cli_admin, the_configuration_file_names_the_database_and_the_default_target
              "targets = { hessen_voice = { target = 33; deadline = \"2029-03-31\"; }; };\n",
              db.conninfo_service, db.conninfo_super);
     write_file(path, conf);
-    th_sql(&db, "DELETE FROM target WHERE item = 'hessen_voice'", 0, NULL);
+    PQclear(th_sql(&db, "DELETE FROM target WHERE item = 'hessen_voice'", 0, NULL));
     schema_copy();
     struct run r = run_ctl("--config", path, "--schema-dir", dir, "migrate", NULL);
     cr_assert_eq(r.status, 0, "%s", r.err);
@@ -423,7 +423,7 @@ Test(cli_admin, the_configuration_file_names_the_database_and_the_default_target
                                  " AND ressort IS NULL AND deadline = '2029-03-31'"),
                  33);
     /* a stored target is never overwritten by the default */
-    th_sql(&db, "UPDATE target SET target = 34 WHERE item = 'hessen_voice'", 0, NULL);
+    PQclear(th_sql(&db, "UPDATE target SET target = 34 WHERE item = 'hessen_voice'", 0, NULL));
     r = run_ctl("--config", path, "--schema-dir", dir, "migrate", NULL);
     cr_assert_eq(r.status, 0, "%s", r.err);
     cr_assert_str_empty(r.err);

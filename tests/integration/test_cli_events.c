@@ -311,12 +311,13 @@ Test(cli_events, verify_is_quiet_when_the_books_agree)
 Test(cli_events, verify_finds_a_counter_corrupted_on_purpose)
 {
     import_clean();
-    th_sql(&db,
-           "UPDATE progress_counter SET n = n + 1 WHERE (dienststelle, item, state, shard) ="
-           " (SELECT dienststelle, item, state, shard FROM progress_counter"
-           "  WHERE dienststelle = 'FIN-WI-01' AND item = 'mobile_device' AND state = 'active'"
-           "  LIMIT 1)",
-           0, NULL);
+    PQclear(
+        th_sql(&db,
+               "UPDATE progress_counter SET n = n + 1 WHERE (dienststelle, item, state, shard) ="
+               " (SELECT dienststelle, item, state, shard FROM progress_counter"
+               "  WHERE dienststelle = 'FIN-WI-01' AND item = 'mobile_device' AND state = 'active'"
+               "  LIMIT 1)",
+               0, NULL));
     struct run r = ctl("verify", NULL);
     cr_assert_eq(r.status, 1, "exit %d; stdout:\n%s", r.status, r.out);
     cr_assert_str_eq(r.out, "counter FIN-WI-01 mobile_device active: progress_counter sums to 2, "
@@ -325,11 +326,12 @@ Test(cli_events, verify_finds_a_counter_corrupted_on_purpose)
     run_free(&r);
 
     /* a counter row for a combination nobody is in must sum to 0 */
-    th_sql(&db,
-           "UPDATE progress_counter SET n = n - 1 WHERE dienststelle = 'FIN-WI-01'"
-           " AND item = 'mobile_device' AND state = 'active';"
-           "INSERT INTO progress_counter VALUES ('JUS-F-01', 'hessen_voice', 'returned', 9, 1)",
-           0, NULL);
+    PQclear(
+        th_sql(&db,
+               "UPDATE progress_counter SET n = n - 1 WHERE dienststelle = 'FIN-WI-01'"
+               " AND item = 'mobile_device' AND state = 'active';"
+               "INSERT INTO progress_counter VALUES ('JUS-F-01', 'hessen_voice', 'returned', 9, 1)",
+               0, NULL));
     r = ctl("verify", NULL);
     cr_assert_eq(r.status, 1);
     cr_assert_str_eq(r.out, "counter JUS-F-01 hessen_voice returned: progress_counter sums to 1, "
@@ -340,11 +342,12 @@ Test(cli_events, verify_finds_a_counter_corrupted_on_purpose)
 Test(cli_events, verify_finds_a_wrong_state_and_a_wrong_day)
 {
     import_clean();
-    th_sql(&db,
-           "UPDATE item_state SET state = 'delivered' WHERE item = 'hessen_voice' AND employee_id"
-           " = (SELECT id FROM employee WHERE personnel_number = 'P0000003');"
-           "UPDATE daily_done SET n = n + 5 WHERE item = 'wlan_autologin'",
-           0, NULL);
+    PQclear(th_sql(
+        &db,
+        "UPDATE item_state SET state = 'delivered' WHERE item = 'hessen_voice' AND employee_id"
+        " = (SELECT id FROM employee WHERE personnel_number = 'P0000003');"
+        "UPDATE daily_done SET n = n + 5 WHERE item = 'wlan_autologin'",
+        0, NULL));
     struct run r = ctl("verify", NULL);
     cr_assert_eq(r.status, 1);
     assert_has(r.out, "state P0000003 hessen_voice: current state delivered since ");

@@ -473,7 +473,8 @@ int demo_write_history(const char *dir, const char *employees_csv)
             one_item(&e, &rng, (uint32_t)i, item, p, yesterday, &next_device[item]);
         }
     }
-    qsort(e.v, e.n, sizeof *e.v, by_time);
+    if (e.n > 1)
+        qsort(e.v, e.n, sizeof *e.v, by_time);
     int rc = write_batches(dir, &e, emp);
     free(e.v);
     free(emp);

@@ -710,7 +710,8 @@ static int import_file(struct ctl *ctl, const struct import_kind *k, const char 
     rc = stream_rows(ctl, &r, ncols, &probs, &sent, &rows);
     if (rc > 0)
         goto fail;
-    qsort(probs.v, probs.n, sizeof *probs.v, problem_cmp);
+    if (probs.n > 1)
+        qsort(probs.v, probs.n, sizeof *probs.v, problem_cmp);
     if (rc < 0) { /* COPY itself refused a row: report what we have and stop */
         report_problems(r.label, &probs, NULL);
         rc = EX_DATAERR;
