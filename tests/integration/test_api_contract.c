@@ -3,7 +3,11 @@
  *
  * Most of it is data: one file per case in tests/api/cases/NNN-name.case, each run as one
  * Criterion test on a fresh database with a fresh daemon. The rest (the whole transition table,
- * paging through a history, access_log, revocation, an unreachable database) is C below.
+ * paging through a long history, access_log) is C at the end. (Revocation within a second and
+ * the database going away are in test_daemon.c and test_faults.c.)
+ *
+ * The case machinery is shared: test_api_badinput.c and test_api_concurrency.c define
+ * TEST_API_LIBRARY_ONLY and include this file, which then leaves its own tests out.
  *
  * ==== The case format (also used by tests/api/badinput/, see test_api_badinput.c) ============
  *
@@ -59,9 +63,10 @@
  *   {{ts:SECONDS}} now + SECONDS (may be negative) as RFC 3339 UTC, e.g. 2026-11-27T10:00:00Z
  *   {{repeat:N:TEXT}} TEXT N times (TEXT may hold placeholders; a "}" in TEXT as {{hex:7d}})
  *   {{hex:HHHH...}} raw bytes (for invalid UTF-8 and NUL bytes in bodies)
- *   {{crlf}} CR LF     {{port}} the daemon's port
- *   {{token:SPEC}} the token of a spec (admin, reader, support:...), for raw: requests
- *                 (a token used only there must also be named by a `token:` line)
+ *   {{crlf}} CR LF
+ *   {{port}} the daemon's port, {{token:SPEC}} the token of a spec (admin, reader,
+ *                 support:...), for raw: requests; the catalogue of tests/api/badinput only
+ *                 (a contract case is read before its daemon starts)
  *
  * ROLLOUT_TEST_VERBOSE=1 logs every answer (status and the start of its body).
  * ========================================================================================== */
@@ -1203,6 +1208,10 @@ ParameterizedTest(struct api_case_file *f, contract, case_file, .timeout = 120)
         free(log);
     }
     cr_expect_eq(st, 0, "%s: rolloutd exited with %d on SIGTERM", c.name, st);
+    char *log = th_daemon_log(&d);
+    cr_expect(strstr(log, " 500 ") == NULL, "%s: rolloutd answered 500; its log:\n%s", c.name,
+              log);
+    free(log);
     th_db_drop(&db);
     case_free(&c);
 }
