@@ -23,6 +23,7 @@
 #include "version.h"
 
 #define API_BODY_SLACK (16 * 1024 * 1024)
+#define API_DRAIN_ACCEPT_MS 100
 
 extern const unsigned char dashboard_page[];
 extern const size_t dashboard_page_len;
@@ -84,13 +85,15 @@ struct api {
     struct api_deps d;
     struct evhttp *http;
     struct evconnlistener *listener;
+    struct evhttp_bound_socket *bound;
     struct event *accept_retry;
+    struct event *close_listener; /* draining: closes the listening socket a moment later */
     SSL_CTX *ssl;
     int port;
     unsigned long long next_id;
     struct request_list waiting;
     int nwaiting;
-    bool draining; /* shutting down: new requests on open connections get 503 */
+    bool draining; /* shutting down: answers close their connections */
 };
 
 /* ---- answering -------------------------------------------------------------------------- */
@@ -744,8 +747,9 @@ static void handle_readyz(struct api_request *r)
 {
     struct api *api = r->api;
     bool db = db_pool_available(api->d.pool);
+    /* draining counts as not ready: load balancers stop sending before the process ends */
     bool ok = db && *api->d.schema_ok && auth_loaded(api->d.auth) &&
-              progress_ready(api->d.progress);
+              progress_ready(api->d.progress) && !api->draining;
     json_t *body = json_pack("{s:s, s:b, s:b, s:b, s:b}", "status", ok ? "ready" : "not_ready",
                              "database", db, "schema", *api->d.schema_ok, "tokens",
                              auth_loaded(api->d.auth), "progress", progress_ready(api->d.progress));
@@ -908,11 +912,10 @@ static void on_request(struct evhttp_request *req, void *arg)
              "the query string cannot be parsed; use name=value pairs joined by &");
         goto out;
     }
-    if (api->draining && r->route != ROUTE_HEALTHZ) {
+    /* draining: still served (the client sent it before it could know), but the connection
+     * closes after the answer, so keep-alive clients move to another instance */
+    if (api->draining)
         evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
-        fail(r, 503, "shutting_down", NULL, "the service is shutting down; retry");
-        goto out;
-    }
     const struct rollout_config *cfg = api->d.cfg;
     switch (r->route) {
     case ROUTE_EVENTS:
@@ -971,7 +974,8 @@ out:
 static void on_accept_retry(evutil_socket_t fd, short what, void *arg)
 {
     struct api *api = arg;
-    evconnlistener_enable(api->listener);
+    if (api->listener && !api->draining)
+        evconnlistener_enable(api->listener);
 }
 
 /* Out of file descriptors: stop accepting for a moment instead of spinning on accept(). */
@@ -1063,7 +1067,8 @@ struct api *api_new(const struct api_deps *deps)
         return NULL;
     }
     api->accept_retry = evtimer_new(deps->base, on_accept_retry, api);
-    if (evhttp_bind_listener(api->http, api->listener) == NULL) {
+    api->bound = evhttp_bind_listener(api->http, api->listener);
+    if (api->bound == NULL) {
         log_error("cannot hand the listener to evhttp");
         api_free(api);
         return NULL;
@@ -1082,13 +1087,36 @@ int api_port(const struct api *api)
     return api->port;
 }
 
+static void on_close_listener(evutil_socket_t fd, short what, void *arg)
+{
+    struct api *api = arg;
+    if (api->bound) {
+        /* closes the socket (LEV_OPT_CLOSE_ON_FREE): new connection attempts are refused */
+        evhttp_del_accept_socket(api->http, api->bound);
+        api->bound = NULL;
+        api->listener = NULL;
+    }
+}
+
 void api_stop_listening(struct api *api)
 {
+    if (api->draining)
+        return;
     api->draining = true;
-    if (api->listener)
-        evconnlistener_disable(api->listener);
     if (api->accept_retry)
         evtimer_del(api->accept_retry);
+    /* Connections the kernel completed before the signal sit in the backlog, their requests
+     * possibly sent: accept them for one more moment, then close the socket. */
+    if (api->listener)
+        evconnlistener_enable(api->listener);
+    api->close_listener = evtimer_new(api->d.base, on_close_listener, api);
+    struct timeval tv = {0, API_DRAIN_ACCEPT_MS * 1000};
+    evtimer_add(api->close_listener, &tv);
+}
+
+bool api_listening(const struct api *api)
+{
+    return api->bound != NULL;
 }
 
 int api_waiting(const struct api *api)
@@ -1116,6 +1144,8 @@ void api_free(struct api *api)
         evconnlistener_free(api->listener);
     if (api->accept_retry)
         event_free(api->accept_retry);
+    if (api->close_listener)
+        event_free(api->close_listener);
     if (api->ssl)
         SSL_CTX_free(api->ssl);
     free(api);

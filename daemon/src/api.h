@@ -30,8 +30,11 @@ struct api;
  * with the reason logged. */
 struct api *api_new(const struct api_deps *deps);
 int api_port(const struct api *api);
-/* Stops accepting new connections (shutdown, step one). */
+/* Shutdown, step one: answers close their connections, /readyz says not ready, connections
+ * already in the kernel's backlog are still taken for a moment, then the socket is closed. */
 void api_stop_listening(struct api *api);
+/* Whether the listening socket is still open. */
+bool api_listening(const struct api *api);
 /* Requests that wait for the database. */
 int api_waiting(const struct api *api);
 /* Answers every waiting request with 503 (shutdown, when the drain took too long). */

@@ -225,6 +225,19 @@ static void conn_poll_connect(struct db_conn *c)
     }
 }
 
+/* Server notices (a WARNING before an immediate shutdown, say) go to our log, not raw to
+ * stderr. */
+static void conn_notice(void *arg, const char *message)
+{
+    struct db_conn *c = arg;
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", message);
+    size_t n = strlen(msg);
+    while (n > 0 && msg[n - 1] == '\n')
+        msg[--n] = '\0';
+    log_warn("db[%d]: %s", c->index, msg);
+}
+
 static void conn_connect(struct db_conn *c)
 {
     const char *keys[] = {"dbname", "fallback_application_name", NULL};
@@ -235,6 +248,7 @@ static void conn_connect(struct db_conn *c)
         return;
     }
     PQsetnonblocking(c->pg, 1);
+    PQsetNoticeProcessor(c->pg, conn_notice, c);
     conn_set_state(c, DB_CONN_CONNECTING);
     struct timeval tv = {c->pool->s.connect_timeout_s, 0};
     evtimer_add(c->timer, &tv);

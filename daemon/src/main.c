@@ -23,6 +23,7 @@
 #include "version.h"
 
 #define SHUTDOWN_TICK_MS 50
+#define DRAIN_MIN_S 0.3
 
 /* The daemon's phases. */
 enum daemon_phase {
@@ -197,7 +198,10 @@ static double since(const struct timespec *t)
 static void on_shutdown_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct daemon *d = arg;
-    bool idle = api_waiting(d->api) == 0 && ingest_queue_depth(d->ingest) == 0 &&
+    /* idle: the socket is closed, the requests of the last accepted connections had a moment
+     * to arrive, nothing waits for the database */
+    bool idle = !api_listening(d->api) && since(&d->drain_started) >= DRAIN_MIN_S &&
+                api_waiting(d->api) == 0 && ingest_queue_depth(d->ingest) == 0 &&
                 ingest_inflight(d->ingest) == 0;
     double limit = d->cfg.http_request_deadline_ms / 1000.0 + 1.0;
     if (!idle && since(&d->drain_started) < limit) {

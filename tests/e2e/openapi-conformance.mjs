@@ -449,7 +449,8 @@ async function run() {
   await call({ name: 'unknown employee', method: 'GET', rel: 'v1/employees/P9999999', token: ADMIN, expect: 404, code: 'unknown_employee' });
   await call({ name: 'employee without a token', method: 'GET', rel: 'v1/employees/P0000001', expect: 401, code: 'missing_token' });
   await call({ name: 'POST on an employee', method: 'POST', rel: 'v1/employees/P0000001', token: ADMIN, body: {}, expect: 405, code: 'method_not_allowed' });
-  await call({ name: 'employee, a query that cannot be parsed', method: 'GET', rel: 'v1/employees/P0000001?x', token: ADMIN, expect: 400, code: 'invalid_parameter' });
+  await call({ name: 'employee, a query it does not take (ignored)', method: 'GET', rel: 'v1/employees/P0000001?x', token: ADMIN, expect: 200 });
+  await call({ name: 'employee history, a query that cannot be parsed', method: 'GET', rel: 'v1/employees/P0000001/events?x', token: ADMIN, expect: 400, code: 'invalid_parameter' });
   await call({ name: 'employee, a personnel number too long for the path', method: 'GET', rel: `v1/employees/P${'0'.repeat(40)}`, token: ADMIN, expect: 404 });
 
   // --- GET /v1/employees/{id}/events -------------------------------------------------------------
