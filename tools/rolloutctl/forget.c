@@ -59,9 +59,11 @@ static long long num(const PGresult *r, int col)
 static bool confirm(const char *id, const PGresult *facts)
 {
     fprintf(stderr,
-            "This erases the personal data of employee %s (Dienststelle %s, %lld events, %lld "
-            "devices held). It cannot be undone.\nType the personnel number to confirm: ",
-            id, PQgetvalue(facts, 0, F_DST), num(facts, F_EVENTS), num(facts, F_DEVICES));
+            "This erases the personal data of employee %s (Dienststelle %s, %lld event%s, %lld "
+            "device%s held). It cannot be undone.\nType the personnel number to confirm: ",
+            id, PQgetvalue(facts, 0, F_DST), num(facts, F_EVENTS),
+            num(facts, F_EVENTS) == 1 ? "" : "s", num(facts, F_DEVICES),
+            num(facts, F_DEVICES) == 1 ? "" : "s");
     fflush(stderr);
     char answer[128];
     if (fgets(answer, sizeof answer, stdin) == NULL)
@@ -192,8 +194,6 @@ int cmd_forget(struct ctl *ctl, int argc, char **argv)
                 id);
         rc = EX_SOFTWARE;
     }
-    if (rc == 0)
-        rc = ctl_exec(ctl, "SELECT pg_notify('rollout_progress', '')", "forget");
     if (rc == 0)
         rc = ctl_exec(ctl, "COMMIT", "forget");
     if (rc == 0)

@@ -750,7 +750,7 @@ static int import_file(struct ctl *ctl, const struct import_kind *k, const char 
     if ((rc = k->merge(ctl, has_optional, counts)) != 0)
         goto fail;
     if ((counts[0] || counts[1]) &&
-        (rc = ctl_exec(ctl, "SELECT pg_notify('rollout_progress', '')", r.label)) != 0)
+        (rc = ctl_exec(ctl, "SELECT pg_notify('rollout_progress', 'frame')", r.label)) != 0)
         goto fail;
     if ((rc = ctl_exec(ctl, "COMMIT", r.label)) != 0)
         goto out;

@@ -18,8 +18,9 @@ static const char help[] =
     "and on_track (target reached, or forecast on or before the deadline). The same figures as\n"
     "GET /v1/progress; --format json gives its body.\n"
     "\n"
-    "target_source: overall (the overall target; with --config, the configuration's default\n"
-    "when none is stored), ressort (the Ressort's own target) or pro_rata (a share of the next\n"
+    "target_source: overall (the overall target; the configuration's default, or the built-in\n"
+    "one, when none is stored), ressort (the Ressort's own target) or pro_rata (a share of the "
+    "next\n"
     "wider target by headcount: round(target * headcount / wider headcount)); 0 when there is\n"
     "no target at all. Without filters: the whole state administration.\n"
     "The table shows bars when stdout is a terminal.\n";
@@ -117,11 +118,12 @@ static const char progress_sql[] =
     "  to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
     " FROM fc ORDER BY position";
 
-/* The configuration's default targets as the JSON object progress_sql takes in $3. */
+/* The default targets as the JSON object progress_sql takes in $3: the configuration's, or
+ * without --config the built-in ones, which rolloutd falls back on just the same. */
 static char *config_defaults_json(const struct ctl *ctl)
 {
     json_t *o = json_object();
-    for (int i = 0; ctl->have_config && i < ITEM_COUNT; i++)
+    for (int i = 0; i < ITEM_COUNT; i++)
         if (ctl->cfg.targets[i].set)
             json_object_set_new(o, item_info((enum item)i)->key,
                                 json_pack("{s:I, s:s}", "target",

@@ -16,7 +16,7 @@ static const char help[] =
     "      wlan_autologin): COUNT employees with the item active by the deadline, overall or,\n"
     "      with --ressort, for one Ressort. A Ressort without a target of its own gets its\n"
     "      share of the overall target by headcount (pro rata).\n"
-    "      The dashboards of running rolloutd instances pick the change up at once.\n";
+    "      Running rolloutd instances show the new target within a minute.\n";
 
 static int targets_list(struct ctl *ctl, int argc, char **argv)
 {
@@ -137,8 +137,10 @@ static int targets_set(struct ctl *ctl, int argc, char **argv)
                     " updated_at = now()",
                     4, p, "targets set", &rc);
     PQclear(res);
-    if (rc == 0) /* running daemons re-read their progress snapshot on this */
-        rc = ctl_exec(ctl, "SELECT pg_notify('rollout_progress', '')", "targets set");
+    /* Running daemons re-read their figures on this notification; the payload "frame" says
+     * that targets, offices or headcounts changed, not only counts. */
+    if (rc == 0)
+        rc = ctl_exec(ctl, "SELECT pg_notify('rollout_progress', 'frame')", "targets set");
     if (rc)
         return ctl_rollback(ctl, rc);
     return ctl_exec(ctl, "COMMIT", "targets set");
