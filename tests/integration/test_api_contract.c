@@ -1171,6 +1171,20 @@ API_UNUSED static void expect_counters_match_item_state(struct th_db *db, const 
 
 #define CONTRACT_MAX 256
 
+/* The daemon's first progress snapshot, and with it /readyz, waits progress.snapshot_refresh_ms
+ * (250 by default): 20 ms makes every case's start about 0.25 s shorter, and /v1/progress
+ * follow commits sooner. Added unless the case configures `progress` itself. */
+#define CONTRACT_PROGRESS "progress = { snapshot_refresh_ms = 20; };\n"
+
+static const char *contract_config(const char *extra)
+{
+    static char buf[4096];
+    if (extra && strstr(extra, "progress"))
+        return extra;
+    snprintf(buf, sizeof buf, "%s%s", CONTRACT_PROGRESS, extra ? extra : "");
+    return buf;
+}
+
 ParameterizedTestParameters(contract, case_file)
 {
     struct api_case_file files[CONTRACT_MAX];
@@ -1198,7 +1212,7 @@ ParameterizedTest(struct api_case_file *f, contract, case_file, .timeout = 120)
             tokens_need(&tokens, &db, c.steps[s].token);
     for (int i = 0; i < c.nsetup; i++)
         PQclear(th_sql(&db, c.setup[i], 0, NULL));
-    th_daemon_start(&d, &db, c.config);
+    th_daemon_start(&d, &db, contract_config(c.config));
     struct api_run run = {.d = &d, .db = &db, .tokens = &tokens};
     bool ok = case_run_steps(&c, &run);
     int st = th_daemon_stop(&d, SIGTERM);
@@ -1237,7 +1251,7 @@ static void fresh_start(struct fresh *f, const char *config)
 {
     th_db_create(&f->db);
     f->admin = th_token(&f->db, "test-admin", "admin", NULL);
-    th_daemon_start(&f->d, &f->db, config);
+    th_daemon_start(&f->d, &f->db, contract_config(config));
 }
 
 static void fresh_stop(struct fresh *f)
