@@ -32,29 +32,23 @@ struct pace {
 };
 
 /* Indexed by Ressort (the order of demo_ressorts()) and item. */
+// clang-format off
 static const struct pace paces[][ITEM_COUNT] = {
-    /*            mobile_device         hessen_smartphone     hessen_voice          wlan_autologin
-     */
-    /* StK   */ {
-        {.83, .95, 240, -.1}, {.70, .90, 200, -.1}, {.60, .60, 150, 0}, {.80, .90, 180, 0}},
-    /* HMdF  */
-    {{.77, .92, 240, -.2}, {.26, .85, 200, -.2}, {.22, .30, 120, .4}, {.97, .98, 200, .2}},
-    /* HMdIS */
-    {{.72, .85, 240, 0}, {.48, .85, 220, -.3}, {.20, .25, 140, .5}, {.50, .80, 160, -.1}},
-    /* HMdJ  */
-    {{.65, .80, 230, .8}, {.22, .70, 180, .7}, {.15, .25, 100, .6}, {.92, .95, 210, .1}},
-    /* HMKB  */ {{.77, .90, 240, 0}, {.26, .80, 200, 0}, {.30, .35, 140, .3}, {.50, .85, 170, 0}},
-    /* HMWK  */ {{.72, .85, 220, .2}, {.26, .75, 190, .2}, {.20, .30, 120, .4}, {.45, .80, 150, 0}},
-    /* HMWVW */ {{.68, .85, 230, .3}, {.31, .80, 200, .1}, {.20, .25, 120, .5}, {.45, .80, 160, 0}},
-    /* HMLU  */ {{.63, .80, 220, .5}, {.35, .80, 200, 0}, {.15, .20, 100, .6}, {.40, .75, 150, .1}},
-    /* HMFG  */
-    {{.77, .90, 240, -.1}, {.26, .85, 200, -.1}, {.30, .40, 140, .2}, {.60, .85, 170, -.1}},
-    /* HMdS  */
-    {{.77, .90, 240, -.1}, {.26, .85, 200, -.1}, {.25, .35, 140, .2}, {.55, .85, 170, -.1}},
-    /* HMinD */
-    {{.88, .98, 240, -.2}, {.75, .95, 210, -.2}, {.85, .90, 180, -.2}, {.95, .98, 200, -.2}},
-    /* HMBE  */ {{.81, .92, 240, 0}, {.62, .90, 200, 0}, {.40, .50, 140, .1}, {.70, .90, 170, 0}},
+    /*            mobile_device          hessen_smartphone      hessen_voice          wlan_autologin */
+    /* StK   */ {{.83, .95, 240, -.1}, {.70, .90, 200, -.1}, {.42, .60, 150,  0}, {.68, .90, 180,  0}},
+    /* HMdF  */ {{.77, .92, 240, -.2}, {.26, .85, 200, -.2}, {.15, .30, 120, .4}, {.97, .98, 200, .2}},
+    /* HMdIS */ {{.72, .85, 240,   0}, {.48, .85, 220, -.3}, {.14, .25, 140, .5}, {.43, .80, 160, -.1}},
+    /* HMdJ  */ {{.65, .80, 230,  .8}, {.22, .70, 180,  .7}, {.11, .25, 100, .6}, {.92, .95, 210, .1}},
+    /* HMKB  */ {{.77, .90, 240,   0}, {.26, .80, 200,   0}, {.21, .35, 140, .3}, {.42, .85, 170,  0}},
+    /* HMWK  */ {{.72, .85, 220,  .2}, {.26, .75, 190,  .2}, {.14, .30, 120, .4}, {.38, .80, 150,  0}},
+    /* HMWVW */ {{.68, .85, 230,  .3}, {.31, .80, 200,  .1}, {.14, .25, 120, .5}, {.38, .80, 160,  0}},
+    /* HMLU  */ {{.63, .80, 220,  .5}, {.35, .80, 200,   0}, {.10, .20, 100, .6}, {.34, .75, 150, .1}},
+    /* HMFG  */ {{.77, .90, 240, -.1}, {.26, .85, 200, -.1}, {.21, .40, 140, .2}, {.51, .85, 170, -.1}},
+    /* HMdS  */ {{.77, .90, 240, -.1}, {.26, .85, 200, -.1}, {.18, .35, 140, .2}, {.47, .85, 170, -.1}},
+    /* HMinD */ {{.88, .98, 240, -.2}, {.75, .95, 210, -.2}, {.85, .90, 180, -.2}, {.95, .98, 200, -.2}},
+    /* HMBE  */ {{.81, .92, 240,   0}, {.62, .90, 200,   0}, {.28, .50, 140, .1}, {.59, .90, 170,  0}},
 };
+// clang-format on
 static const struct pace default_pace[ITEM_COUNT] = {
     {.80, .85, 230, 0}, {.35, .80, 200, 0}, {.20, .30, 120, .4}, {.50, .85, 160, 0}};
 
@@ -133,17 +127,17 @@ static int choose_path(struct demo_rng *rng, int item, int *path)
     uint32_t r = demo_rng_below(rng, 100);
     switch (item) {
     case ITEM_MOBILE_DEVICE:
-        if (r < 80)
+        if (r < 90)
             return path[0] = STATE_ACTIVE, 1;
-        if (r < 95)
+        if (r < 98)
             return path[0] = STATE_ORDERED, path[1] = STATE_ACTIVE, 2;
         path[0] = STATE_PLANNED, path[1] = STATE_ORDERED, path[2] = STATE_DELIVERED;
         path[3] = STATE_ACTIVE;
         return 4;
     case ITEM_HESSEN_SMARTPHONE:
-        if (r < 50)
+        if (r < 70)
             return path[0] = STATE_ACTIVE, 1;
-        if (r < 85)
+        if (r < 90)
             return path[0] = STATE_ORDERED, path[1] = STATE_ACTIVE, 2;
         path[0] = STATE_ORDERED, path[1] = STATE_DELIVERED, path[2] = STATE_ACTIVE;
         return 3;
@@ -154,7 +148,7 @@ static int choose_path(struct demo_rng *rng, int item, int *path)
         }
         return path[0] = STATE_PLANNED, path[1] = STATE_ACTIVE, 2;
     default: /* a WLAN profile goes from planned straight to active, or is just pushed */
-        if (r < 92)
+        if (r < 96)
             return path[0] = STATE_ACTIVE, 1;
         return path[0] = STATE_PLANNED, path[1] = STATE_ACTIVE, 2;
     }
