@@ -90,7 +90,7 @@ int pgutil_schema_version(PGconn *conn, char err[PGUTIL_ERROR_MAX])
         PQclear(res);
         return -1;
     }
-    int v = atoi(PQgetvalue(res, 0, 0));
+    int v = (int)strtol(PQgetvalue(res, 0, 0), NULL, 10);
     PQclear(res);
     return v;
 }

@@ -169,7 +169,7 @@ static double trended(struct demo_rng *rng, double trend)
 static int64_t at(int64_t day, struct demo_rng *rng)
 {
     /* working hours, 06:00 to 15:59 UTC (07:00 to 17:59 in Hessen) */
-    return day * 86400 + 6 * 3600 + (int64_t)demo_rng_below(rng, 10 * 3600);
+    return day * 86400 + (int64_t)6 * 3600 + (int64_t)demo_rng_below(rng, 10 * 3600);
 }
 
 static bool has_device(int item)
@@ -183,7 +183,7 @@ static void one_item(struct events *e, struct demo_rng *rng, uint32_t emp, int i
 {
     if (demo_rng_unit(rng) >= p->reach)
         return;
-    int path[4], len = choose_path(rng, item, path);
+    int path[4] = {0}, len = choose_path(rng, item, path);
     bool done = demo_rng_unit(rng) < p->done;
     if (!done) {
         if (len == 1) /* never started beyond the plan */

@@ -202,7 +202,7 @@ static struct import_line *find_line(struct importer *im, long line)
 static void take_results(struct importer *im, const PGresult *res)
 {
     for (int r = 0; r < PQntuples(res); r++) {
-        struct import_line *l = find_line(im, atol(PQgetvalue(res, r, 0)));
+        struct import_line *l = find_line(im, strtol(PQgetvalue(res, r, 0), NULL, 10));
         if (l == NULL || l->result)
             continue;
         const char *result = PQgetvalue(res, r, 1);

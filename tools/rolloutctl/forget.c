@@ -53,7 +53,7 @@ enum {
 
 static long long num(const PGresult *r, int col)
 {
-    return atoll(PQgetvalue(r, 0, col));
+    return strtoll(PQgetvalue(r, 0, col), NULL, 10);
 }
 
 static bool confirm(const char *id, const PGresult *facts)

@@ -117,7 +117,7 @@ static int exec_count(struct ctl *ctl, const char *sql, int nparams, const char 
     if (rc)
         return rc;
     if (count)
-        *count = atoll(PQcmdTuples(res));
+        *count = strtoll(PQcmdTuples(res), NULL, 10);
     PQclear(res);
     return 0;
 }
@@ -262,10 +262,8 @@ struct problems {
     size_t n, cap;
 };
 
-static void problem_add(struct problems *p, uint32_t line, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void problem_add(struct problems *p, uint32_t line, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void problem_add(struct problems *p, uint32_t line,
+                                                              const char *fmt, ...)
 {
     if (p->n == p->cap) {
         p->cap = p->cap ? p->cap * 2 : 16;
@@ -531,10 +529,14 @@ struct flushbuf {
 
 static void buf_append(struct flushbuf *b, const char *s, size_t n)
 {
-    if (b->len + n > b->cap) {
-        while (b->len + n > b->cap)
-            b->cap = b->cap ? b->cap * 2 : 262144;
-        b->data = ctl_xrealloc(b->data, b->cap);
+    if (n == 0)
+        return;
+    if (b->data == NULL || b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 262144;
+        while (b->len + n > cap)
+            cap *= 2;
+        b->data = ctl_xrealloc(b->data, cap);
+        b->cap = cap;
     }
     memcpy(b->data + b->len, s, n);
     b->len += n;
@@ -596,8 +598,8 @@ static int stream_rows(struct ctl *ctl, struct reader *r, int ncols, struct prob
             }
         }
     }
-    if (buf.len && !copy_broken)
-        copy_broken = PQputCopyData(ctl->conn, buf.data, (int)buf.len) != 1;
+    if (buf.len && !copy_broken) /* a failure shows in the results read below */
+        (void)PQputCopyData(ctl->conn, buf.data, (int)buf.len);
     free(buf.data);
     if (ctl->err_tty && r->size > 0)
         out_progress_done();
@@ -628,7 +630,8 @@ static size_t report_problems(const char *label, const struct problems *probs,
     size_t i = 0, count = 0;
     int r = 0, nr = checked ? PQntuples(checked) : 0;
     while (i < probs->n || r < nr) {
-        uint32_t sql_line = r < nr ? (uint32_t)atol(PQgetvalue(checked, r, 0)) : UINT32_MAX;
+        uint32_t sql_line =
+            r < nr ? (uint32_t)strtol(PQgetvalue(checked, r, 0), NULL, 10) : UINT32_MAX;
         if (i < probs->n && probs->v[i].line <= sql_line) {
             fprintf(stderr, "%s:%u: %s\n", label, probs->v[i].line, probs->v[i].reason);
             i++;

@@ -93,7 +93,7 @@ static void sha256_hex(const char *data, size_t len, char hex[65])
     unsigned int mdlen = 0;
     EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL);
     for (unsigned i = 0; i < mdlen && i < 32; i++)
-        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+        snprintf(hex + 2 * (size_t)i, 3, "%02x", md[i]);
 }
 
 static void free_migrations(struct migration *m, size_t n)
@@ -194,7 +194,7 @@ static int apply_one(struct ctl *ctl, const char *dir, const struct migration *m
             rc = EX_DATAERR;
             if (pos)
                 ctl_err("%s/%s:%d: %s; nothing of this file was applied", dir, m->name,
-                        line_of_position(m->sql, atol(pos)), msg);
+                        line_of_position(m->sql, strtol(pos, NULL, 10)), msg);
             else
                 ctl_err("%s/%s: %s; nothing of this file was applied", dir, m->name, msg);
         }
@@ -257,7 +257,7 @@ static int show_status(const struct migration *m, size_t n, const PGresult *appl
     for (size_t i = 0; i < n; i++) {
         const char *at = NULL;
         for (int r = 0; applied && r < PQntuples(applied); r++)
-            if (atoi(PQgetvalue(applied, r, 0)) == m[i].version)
+            if ((int)strtol(PQgetvalue(applied, r, 0), NULL, 10) == m[i].version)
                 at = PQgetvalue(applied, r, 3);
         printf("%-40s %s\n", m[i].name, at ? at : "pending");
     }
@@ -342,7 +342,7 @@ int cmd_migrate(struct ctl *ctl, int argc, char **argv)
     /* Refuse before applying anything when the past no longer matches the files. */
     bool *done = ctl_xcalloc(n, sizeof *done);
     for (int r = 0; applied && r < PQntuples(applied); r++) {
-        int version = atoi(PQgetvalue(applied, r, 0));
+        int version = (int)strtol(PQgetvalue(applied, r, 0), NULL, 10);
         const char *name = PQgetvalue(applied, r, 1);
         const char *sum = PQgetvalue(applied, r, 2);
         size_t i = 0;

@@ -231,7 +231,7 @@ void out_row(struct out_writer *w, const char *const *values)
                     values[i] ? ctl_xstrdup(values[i]) : NULL;
             w->nrows++;
         } else {
-            int widths[64];
+            int widths[64] = {0};
             stream_widths(w, widths);
             if (w->count == 0)
                 table_header(w, widths);
@@ -255,7 +255,7 @@ void out_end(struct out_writer *w)
     if (w->fmt == OUT_JSON) {
         fputs(w->count ? "\n]\n" : "]\n", w->f);
     } else if ((w->fmt == OUT_TABLE || w->fmt == OUT_TEXT) && w->buffered) {
-        int widths[64];
+        int widths[64] = {0};
         for (int i = 0; i < w->ncols && i < 64; i++) {
             widths[i] = (int)out_display_width(w->cols[i].name);
             if (widths[i] < w->cols[i].width)
@@ -276,7 +276,7 @@ void out_end(struct out_writer *w)
         free(w->cells);
         w->cells = NULL;
     } else if (w->fmt == OUT_TABLE && w->count == 0) {
-        int widths[64];
+        int widths[64] = {0};
         stream_widths(w, widths);
         table_header(w, widths); /* an empty listing still says what it would list */
     }

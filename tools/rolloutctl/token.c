@@ -157,7 +157,7 @@ static int token_create(struct ctl *ctl, int argc, char **argv)
     token_hash(token, TOKEN_LENGTH, hash);
     char hex[2 * TOKEN_HASH_LEN + 1];
     for (int i = 0; i < TOKEN_HASH_LEN; i++)
-        snprintf(hex + 2 * i, 3, "%02x", hash[i]);
+        snprintf(hex + 2 * (size_t)i, 3, "%02x", hash[i]);
     const char *ins[] = {name, role, nressorts ? ressorts : NULL, hex, expires};
     /* expires: valid through the whole named day in Hessen */
     res = ctl_query(ctl,
