@@ -192,7 +192,9 @@ static void reply(struct api_request *r, int status, const char *content_type,
     struct evhttp_request *req = r->req;
     req_set_state(r, REQ_ANSWERED);
     r->req = NULL;
-    evhttp_send_reply(req, status, NULL, body);
+    /* HEAD: the headers of the GET, no content (libevent 2.1 would send the body) */
+    evhttp_send_reply(req, status, NULL,
+                      evhttp_request_get_command(req) == EVHTTP_REQ_HEAD ? NULL : body);
 }
 
 static void reply_json(struct api_request *r, int status, json_t *body)
@@ -884,8 +886,11 @@ static void on_request(struct evhttp_request *req, void *arg)
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
     char id[EVENT_EMPLOYEE_MAX + 2] = "";
-    char *decoded = path ? evhttp_uridecode(path, 0, NULL) : NULL;
-    r->route = decoded ? route_of(decoded, id, sizeof id) : ROUTE_OTHER;
+    size_t decoded_len = 0;
+    char *decoded = path ? evhttp_uridecode(path, 0, &decoded_len) : NULL;
+    /* a %00 would cut the path short in C: such a path names nothing */
+    r->route = decoded && strlen(decoded) == decoded_len ? route_of(decoded, id, sizeof id)
+                                                          : ROUTE_OTHER;
     free(decoded);
 
     struct evkeyvalq query;
@@ -1029,9 +1034,11 @@ struct api *api_new(const struct api_deps *deps)
     evhttp_set_max_body_size(api->http, (ev_ssize_t)cfg->http_max_body_bytes + API_BODY_SLACK);
     evhttp_set_max_headers_size(api->http, cfg->http_max_header_bytes);
     evhttp_set_timeout(api->http, cfg->http_timeout_s);
+    /* every method evhttp knows reaches us, so each gets the contract's 405 with Allow */
     evhttp_set_allowed_methods(api->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
                                               EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-                                              EVHTTP_REQ_PATCH | EVHTTP_REQ_OPTIONS);
+                                              EVHTTP_REQ_PATCH | EVHTTP_REQ_OPTIONS |
+                                              EVHTTP_REQ_TRACE);
     evhttp_set_default_content_type(api->http, "application/json");
     evhttp_set_flags(api->http, EVHTTP_SERVER_LINGERING_CLOSE);
     evhttp_set_gencb(api->http, on_request, api);
