@@ -330,7 +330,7 @@ static void conn_on_io(evutil_socket_t fd, short what, void *arg)
         PGnotify *n;
         while ((n = PQnotifies(c->pg)) != NULL) {
             if (c->pool->s.on_notify)
-                c->pool->s.on_notify(n->relname, c->pool->s.arg);
+                c->pool->s.on_notify(n->relname, n->extra, c->pool->s.arg);
             PQfreemem(n);
         }
         /* the server may wait for us to read before it takes more of our output */

@@ -49,7 +49,7 @@ struct db_pool_settings {
     const struct db_statement *statements; /* prepared on every connection, NULL-name ended */
     const char *const *listen_channels;    /* LISTENed on one connection, NULL ended */
     /* a NOTIFY arrived on one of the channels */
-    void (*on_notify)(const char *channel, void *arg);
+    void (*on_notify)(const char *channel, const char *payload, void *arg);
     /* a connection became ready (a good moment to submit queued work) or the count changed */
     void (*on_ready_change)(void *arg);
     void *arg;

@@ -173,10 +173,14 @@ static void on_pool_change(void *arg)
     notify_status(d);
 }
 
-static void on_notify(const char *channel, void *arg)
+/* "frame": targets, offices or employees changed (rolloutctl); anything else: counts. */
+static void on_notify(const char *channel, const char *payload, void *arg)
 {
     struct daemon *d = arg;
-    progress_changed(d->progress);
+    if (payload && strcmp(payload, "frame") == 0)
+        progress_reload(d->progress, &d->cfg);
+    else
+        progress_changed(d->progress);
 }
 
 static void on_commit(void *arg, int created)
