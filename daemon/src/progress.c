@@ -227,6 +227,7 @@ static void frame_result(struct db_job *job, const PGresult *res)
 
 static void schedule_counts(struct progress *ps);
 static void schedule_history(struct progress *ps);
+static void frame_load(struct progress *ps);
 
 static void frame_done(struct db_job *job, enum db_job_outcome outcome, const char *error)
 {
@@ -236,6 +237,8 @@ static void frame_done(struct db_job *job, enum db_job_outcome outcome, const ch
         if (outcome == DB_JOB_FAILED)
             log_error("cannot read the progress frame: %s", error ? error : "");
         frame_free(&ps->next_frame);
+        if (ps->frame_dirty && outcome != DB_JOB_LOST)
+            frame_load(ps);
         return;
     }
     frame_free(&ps->frame);
@@ -248,12 +251,17 @@ static void frame_done(struct db_job *job, enum db_job_outcome outcome, const ch
     ps->history_dirty = true;
     schedule_counts(ps);
     schedule_history(ps);
+    if (ps->frame_dirty) /* changed while we read: once more, now that this read is done */
+        frame_load(ps);
 }
 
 static void frame_load(struct progress *ps)
 {
-    if (ps->frame_busy)
+    if (ps->frame_busy) {
+        ps->frame_dirty = true; /* the read in flight may predate the change: read again */
         return;
+    }
+    ps->frame_dirty = false;
     ps->frame_job = (struct db_job){.name = "progress_frame",
                                     .send = frame_send,
                                     .on_result = frame_result,
