@@ -357,8 +357,14 @@ json_t *event_validate(json_t *event, int64_t now_us, struct api_error *err)
     }
     if (note)
         json_object_set_new(out, "note", json_string(note));
+    /* The fingerprint sees the instant, not how it was written: the same event sent with
+     * +01:00 or as Z (an export read back) is the same event. */
+    json_t *canon = json_deep_copy(out);
+    json_object_set_new(canon, "occurred_at", json_integer((json_int_t)at_us));
     char hex[65];
-    if (!fingerprint(out, hex)) {
+    bool printed = fingerprint(canon, hex);
+    json_decref(canon);
+    if (!printed) {
         json_decref(out);
         api_error_set(err, 500, "internal", NULL, "could not fingerprint the event");
         return NULL;

@@ -229,6 +229,41 @@ static void schedule_counts(struct progress *ps);
 static void schedule_history(struct progress *ps);
 static void frame_load(struct progress *ps);
 
+/* A new frame (an import, new targets) keeps serving the figures we have, matched by code,
+ * until the counts are read against it: readers never see a gap. */
+static void carry_over(struct frame *old, struct frame *fresh)
+{
+    for (int o = 0; o < fresh->noffices; o++) {
+        struct office *nf = &fresh->offices[o];
+        int k = find_office(old, nf->code);
+        if (k < 0)
+            continue;
+        memcpy(nf->counts, old->offices[k].counts, sizeof nf->counts);
+        memcpy(nf->recent, old->offices[k].recent, sizeof nf->recent);
+        if (nf->ressort < 0)
+            continue;
+        struct ressort *r = &fresh->ressorts[nf->ressort];
+        for (int i = 0; i < ITEM_COUNT; i++) {
+            for (int st = 0; st < STATE_COUNT; st++)
+                r->counts[i][st] += nf->counts[i][st];
+            r->recent[i] += nf->recent[i];
+        }
+    }
+    for (int r = 0; r < fresh->nressorts; r++) {
+        int k = find_ressort(old, fresh->ressorts[r].code);
+        if (k < 0)
+            continue;
+        for (int i = 0; i < ITEM_COUNT; i++) { /* the burn-up series move over */
+            fresh->ressorts[r].days[i] = old->ressorts[k].days[i];
+            fresh->ressorts[r].cum[i] = old->ressorts[k].cum[i];
+            fresh->ressorts[r].ndays[i] = old->ressorts[k].ndays[i];
+            old->ressorts[k].days[i] = NULL;
+            old->ressorts[k].cum[i] = NULL;
+            old->ressorts[k].ndays[i] = 0;
+        }
+    }
+}
+
 static void frame_done(struct db_job *job, enum db_job_outcome outcome, const char *error)
 {
     struct progress *ps = job->arg;
@@ -241,12 +276,12 @@ static void frame_done(struct db_job *job, enum db_job_outcome outcome, const ch
             frame_load(ps);
         return;
     }
+    carry_over(&ps->frame, &ps->next_frame);
     frame_free(&ps->frame);
     ps->frame = ps->next_frame;
     memset(&ps->next_frame, 0, sizeof ps->next_frame);
     ps->frame_loaded = true;
-    ps->frame_gen++;
-    ps->counts_loaded = false; /* indexes changed: counts must be read against this frame */
+    ps->frame_gen++; /* indexes changed: a counts read in flight is stale */
     ps->counts_dirty = true;
     ps->history_dirty = true;
     schedule_counts(ps);
@@ -646,7 +681,7 @@ void progress_figures(const struct progress *ps, struct progress_scope scope, en
         out->has_forecast = true;
         civil_from_days(ps->today, out->forecast);
         out->on_track = true;
-    } else if (recent > 0) {
+    } else if (recent > 0 && target > 0) {
         double per_day = (double)recent / 7.0;
         double days = ceil((double)(target - out->done) / per_day);
         if (days < 365.0 * 200) {
