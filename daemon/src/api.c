@@ -9,6 +9,7 @@
 #include <event2/listener.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <stdio.h>
@@ -1073,6 +1074,11 @@ struct api *api_new(const struct api_deps *deps)
         api_free(api);
         return NULL;
     }
+    /* Answers are written in pieces (headers, body chains): without TCP_NODELAY, Nagle's
+     * algorithm holds the last piece until the client's delayed ACK, 40 ms later. Accepted
+     * sockets inherit it from the listening one on Linux. */
+    int one = 1;
+    setsockopt(evconnlistener_get_fd(api->listener), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     api->accept_retry = evtimer_new(deps->base, on_accept_retry, api);
     api->bound = evhttp_bind_listener(api->http, api->listener);
     if (api->bound == NULL) {
