@@ -95,6 +95,22 @@ struct api {
     struct request_list waiting;
     int nwaiting;
     bool draining; /* shutting down: answers close their connections */
+    struct status_cache *status; /* the last /status JSON, reused while nothing in it changed */
+};
+
+/* Everything /status shows; the same key means the same bytes. */
+struct status_key {
+    time_t second; /* uptime_seconds and generated_at */
+    unsigned version;
+    int ready, queue;
+    bool schema_ok, draining;
+};
+
+struct status_cache {
+    struct status_key key;
+    int http_status;
+    size_t len;
+    char body[];
 };
 
 /* ---- answering -------------------------------------------------------------------------- */
@@ -712,6 +728,22 @@ static void handle_status(struct api_request *r, struct evkeyvalq *query)
         fail(r, 400, "invalid_parameter", "format", "format must be json or text");
         return;
     }
+    /* monitoring polls this all day: serve the same bytes until something in them changes */
+    struct status_key key;
+    memset(&key, 0, sizeof key); /* compared with memcmp: the padding must be zero too */
+    key.second = time(NULL);
+    key.version = progress_version(api->d.progress);
+    key.ready = db_pool_ready(api->d.pool);
+    key.queue = ingest_queue_depth(api->d.ingest);
+    key.schema_ok = *api->d.schema_ok;
+    key.draining = api->draining;
+    if (api->status && memcmp(&api->status->key, &key, sizeof key) == 0) {
+        struct evbuffer *buf = evbuffer_new();
+        evbuffer_add(buf, api->status->body, api->status->len);
+        reply(r, api->status->http_status, "application/json", buf);
+        evbuffer_free(buf);
+        return;
+    }
     json_t *items = json_array();
     for (int i = 0; i < ITEM_COUNT && progress_ready(api->d.progress); i++) {
         struct progress_item_figures f;
@@ -733,7 +765,21 @@ static void handle_status(struct api_request *r, struct evkeyvalq *query)
         (json_int_t)((double)time(NULL) - metrics_start_time(api->d.metrics)), "queue_depth",
         ingest_queue_depth(api->d.ingest), "last_event_at",
         le > 0 ? json_string(last) : json_null(), "generated_at", now, "items", items);
-    reply_json(r, http_status, body);
+    char *text = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(10));
+    json_decref(body);
+    size_t len = strlen(text);
+    free(api->status);
+    api->status = malloc(sizeof *api->status + len + 1);
+    api->status->key = key;
+    api->status->http_status = http_status;
+    api->status->len = len + 1;
+    memcpy(api->status->body, text, len);
+    api->status->body[len] = '\n';
+    free(text);
+    struct evbuffer *buf = evbuffer_new();
+    evbuffer_add(buf, api->status->body, api->status->len);
+    reply(r, http_status, "application/json", buf);
+    evbuffer_free(buf);
 }
 
 static void handle_metrics(struct api_request *r)
@@ -1159,6 +1205,7 @@ void api_free(struct api *api)
         event_free(api->accept_retry);
     if (api->close_listener)
         event_free(api->close_listener);
+    free(api->status);
     if (api->ssl)
         SSL_CTX_free(api->ssl);
     free(api);

@@ -85,6 +85,7 @@ struct progress {
     bool counts_timer_armed;
     struct counts_buf cbuf;
     unsigned frame_gen; /* bumped whenever a new frame is swapped in */
+    unsigned version;   /* bumped whenever any figure may have changed */
 };
 
 /* ---- dates ---------------------------------------------------------------------------- */
@@ -282,6 +283,7 @@ static void frame_done(struct db_job *job, enum db_job_outcome outcome, const ch
     memset(&ps->next_frame, 0, sizeof ps->next_frame);
     ps->frame_loaded = true;
     ps->frame_gen++; /* indexes changed: a counts read in flight is stale */
+    ps->version++;
     ps->counts_dirty = true;
     ps->history_dirty = true;
     schedule_counts(ps);
@@ -416,6 +418,7 @@ static void counts_done(struct db_job *job, enum db_job_outcome outcome, const c
     ps->today = cb->today;
     ps->last_event = cb->last_event;
     ps->counts_loaded = true;
+    ps->version++;
     if (cb->unknown_office)
         frame_load(ps); /* an office imported after our frame was read */
     if (ps->counts_dirty)
@@ -781,6 +784,11 @@ json_t *progress_ressorts_json(const struct progress *ps)
                                              rs->name, "headcount", (json_int_t)rs->headcount));
     }
     return json_pack("{s:o}", "ressorts", arr);
+}
+
+unsigned progress_version(const struct progress *ps)
+{
+    return ps->version;
 }
 
 double progress_last_event(const struct progress *ps)

@@ -61,6 +61,8 @@ json_t *progress_json(const struct progress *ps, struct progress_scope scope);
 json_t *progress_daily_json(const struct progress *ps, struct progress_scope scope);
 json_t *progress_ressorts_json(const struct progress *ps);
 
+/* Changes whenever the figures change (for caches of rendered answers). */
+unsigned progress_version(const struct progress *ps);
 /* Seconds since the epoch of the newest event's arrival, 0 when none. */
 double progress_last_event(const struct progress *ps);
 /* The progress gauges in the Prometheus text format. */
