@@ -3,13 +3,12 @@
 #include <dirent.h>
 #include <openssl/evp.h>
 #include <regex.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "harness.h"
+#include "harness_cli.h"
 
 static struct th_db db;
 static char dir[64];
@@ -17,69 +16,19 @@ static char dir[64];
 static void setup(void)
 {
     th_db_create(&db);
-    snprintf(dir, sizeof dir, "/tmp/rolloutctl-admin-XXXXXX");
-    cr_assert(mkdtemp(dir) != NULL, "mkdtemp failed");
+    th_scratch_dir_create(dir, "rolloutctl-admin");
 }
 
 static void teardown(void)
 {
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        cr_log_warn("could not remove %s", dir);
+    th_scratch_dir_remove(dir);
     th_db_drop(&db);
 }
 
 TestSuite(cli_admin, .init = setup, .fini = teardown, .timeout = 120);
 
-struct run {
-    int status;
-    char *out, *err;
-};
-
-/* rolloutctl ARGV... as given (NULL-terminated); the caller names the connection. */
-static struct run run_ctl(const char *first, ...)
-{
-    char *argv[32];
-    int n = 0;
-    argv[n++] = (char *)ROLLOUTCTL_BIN;
-    va_list ap;
-    va_start(ap, first);
-    for (const char *a = first; a && n < 31; a = va_arg(ap, const char *))
-        argv[n++] = (char *)a;
-    va_end(ap);
-    argv[n] = NULL;
-    struct run r;
-    r.status = th_run(argv, NULL, &r.out, &r.err);
-    return r;
-}
-
-#define ctl(...) run_ctl("--db", db.conninfo_admin, __VA_ARGS__)
-#define ctl_super(...) run_ctl("--db", db.conninfo_super, __VA_ARGS__)
-
-static void run_free(struct run *r)
-{
-    free(r->out);
-    free(r->err);
-}
-
-static bool starts_with(const char *text, const char *prefix)
-{
-    return strncmp(text, prefix, strlen(prefix)) == 0;
-}
-
-static void assert_has(const char *text, const char *needle)
-{
-    cr_assert(strstr(text, needle) != NULL, "expected \"%s\" in:\n%s", needle, text);
-}
-
-static void write_file(const char *path, const char *content)
-{
-    FILE *f = fopen(path, "wb");
-    cr_assert(f != NULL, "cannot write %s", path);
-    fputs(content, f);
-    fclose(f);
-}
+#define ctl(...) th_ctl("--db", db.conninfo_admin, __VA_ARGS__)
+#define ctl_super(...) th_ctl("--db", db.conninfo_super, __VA_ARGS__)
 
 static char *read_whole(const char *path)
 {
@@ -135,7 +84,7 @@ static void schema_copy(void)
     char path[256];
     char *init = read_whole(ROLLOUT_SOURCE_DIR "/schema/001_init.sql");
     snprintf(path, sizeof path, "%s/001_init.sql", dir);
-    write_file(path, init);
+    th_write_file(path, init);
     free(init);
     PQclear(th_sql(&db, "DELETE FROM schema_migrations WHERE version > 1", 0, NULL));
     adopt_schema_files(dir);
@@ -144,11 +93,11 @@ static void schema_copy(void)
 Test(cli_admin, migrate_on_a_current_database_says_nothing)
 {
     adopt_schema_files(ROLLOUT_SOURCE_DIR "/schema");
-    struct run r = ctl_super("--schema-dir", ROLLOUT_SOURCE_DIR "/schema", "migrate", NULL);
+    struct th_ctl_run r = ctl_super("--schema-dir", ROLLOUT_SOURCE_DIR "/schema", "migrate", NULL);
     cr_assert_eq(r.status, 0, "%s", r.err);
     cr_assert_str_empty(r.out);
     cr_assert_str_empty(r.err);
-    run_free(&r);
+    th_ctl_run_free(&r);
     /* rolloutd's role reads the version at start-up */
     cr_assert_eq(th_sql_int(&db, "SELECT has_table_privilege('rolloutd', 'schema_migrations',"
                                  " 'SELECT')::int"),
@@ -161,15 +110,15 @@ Test(cli_admin, migrate_applies_a_new_file_and_refuses_a_changed_one)
     char path[256];
     schema_copy();
     snprintf(path, sizeof path, "%s/002_test_note.sql", dir);
-    write_file(path, "CREATE TABLE test_note (id integer PRIMARY KEY, body text);\n"
-                     "INSERT INTO test_note VALUES (1, 'migrated');\n");
+    th_write_file(path, "CREATE TABLE test_note (id integer PRIMARY KEY, body text);\n"
+                        "INSERT INTO test_note VALUES (1, 'migrated');\n");
     snprintf(path, sizeof path, "%s/README", dir);
-    write_file(path, "not a migration\n");
+    th_write_file(path, "not a migration\n");
 
-    struct run r = ctl_super("--schema-dir", dir, "migrate", NULL);
+    struct th_ctl_run r = ctl_super("--schema-dir", dir, "migrate", NULL);
     cr_assert_eq(r.status, 0, "%s", r.err);
     cr_assert_str_eq(r.err, "migrate: applied 002_test_note.sql\n");
-    run_free(&r);
+    th_ctl_run_free(&r);
     cr_assert_eq(th_sql_int(&db, "SELECT count(*) FROM test_note"), 1);
     char *name = th_sql_text(&db, "SELECT name || ' ' || length(checksum) FROM schema_migrations"
                                   " WHERE version = 2");
@@ -181,13 +130,13 @@ Test(cli_admin, migrate_applies_a_new_file_and_refuses_a_changed_one)
 
     /* changed after it was applied: refused, named, nothing run */
     snprintf(path, sizeof path, "%s/002_test_note.sql", dir);
-    write_file(path, "CREATE TABLE test_note (id integer PRIMARY KEY, body text, extra int);\n");
+    th_write_file(path, "CREATE TABLE test_note (id integer PRIMARY KEY, body text, extra int);\n");
     snprintf(path, sizeof path, "%s/003_more.sql", dir);
-    write_file(path, "CREATE TABLE test_more (id integer);\n");
+    th_write_file(path, "CREATE TABLE test_more (id integer);\n");
     r = ctl_super("--schema-dir", dir, "migrate", NULL);
     cr_assert_eq(r.status, 65, "exit %d: %s", r.status, r.err);
-    assert_has(r.err, "002_test_note.sql was changed after it was applied");
-    run_free(&r);
+    th_assert_has(r.err, "002_test_note.sql was changed after it was applied");
+    th_ctl_run_free(&r);
     cr_assert_eq(th_sql_int(&db, "SELECT count(*) FROM schema_migrations"), 2);
     cr_assert_eq(th_sql_int(&db, "SELECT (to_regclass('test_more') IS NULL)::int"), 1);
 }
@@ -197,13 +146,13 @@ Test(cli_admin, a_failing_migration_leaves_nothing_behind)
     char path[256];
     schema_copy();
     snprintf(path, sizeof path, "%s/002_broken.sql", dir);
-    write_file(path, "CREATE TABLE half_done (id integer);\n"
-                     "\n"
-                     "INSERT INTO no_such_table VALUES (1);\n");
-    struct run r = ctl_super("--schema-dir", dir, "migrate", NULL);
+    th_write_file(path, "CREATE TABLE half_done (id integer);\n"
+                        "\n"
+                        "INSERT INTO no_such_table VALUES (1);\n");
+    struct th_ctl_run r = ctl_super("--schema-dir", dir, "migrate", NULL);
     cr_assert_eq(r.status, 65, "exit %d", r.status);
-    assert_has(r.err, "002_broken.sql:3: relation \"no_such_table\" does not exist");
-    run_free(&r);
+    th_assert_has(r.err, "002_broken.sql:3: relation \"no_such_table\" does not exist");
+    th_ctl_run_free(&r);
     cr_assert_eq(th_sql_int(&db, "SELECT (to_regclass('half_done') IS NULL)::int"), 1,
                  "a failed migration left a table behind");
     cr_assert_eq(th_sql_int(&db, "SELECT count(*) FROM schema_migrations"), 1);
@@ -211,8 +160,9 @@ Test(cli_admin, a_failing_migration_leaves_nothing_behind)
 
 Test(cli_admin, token_create_prints_only_the_token_and_stores_only_its_hash)
 {
-    struct run r = ctl("token", "create", "--role", "support", "--ressort", "HMdF", "--ressort",
-                       "HMdJ", "--name", "support-kassel", "--expires", "2099-12-31", NULL);
+    struct th_ctl_run r =
+        ctl("token", "create", "--role", "support", "--ressort", "HMdF", "--ressort", "HMdJ",
+            "--name", "support-kassel", "--expires", "2099-12-31", NULL);
     cr_assert_eq(r.status, 0, "%s", r.err);
     cr_assert_str_empty(r.err, "anything but the token goes to stderr, and here nothing");
     regex_t re;
@@ -221,7 +171,7 @@ Test(cli_admin, token_create_prints_only_the_token_and_stores_only_its_hash)
     regfree(&re);
     char token[64];
     snprintf(token, sizeof token, "%.*s", (int)strlen(r.out) - 1, r.out);
-    run_free(&r);
+    th_ctl_run_free(&r);
 
     const char *p[] = {token};
     PGresult *res = th_sql(&db,
@@ -242,46 +192,46 @@ Test(cli_admin, token_create_prints_only_the_token_and_stores_only_its_hash)
     /* the name is taken now */
     r = ctl("token", "create", "--role", "reader", "--name", "support-kassel", NULL);
     cr_assert_eq(r.status, 65);
-    assert_has(r.err, "support-kassel exists already");
+    th_assert_has(r.err, "support-kassel exists already");
     cr_assert_str_empty(r.out, "a refused token must not be printed");
-    run_free(&r);
+    th_ctl_run_free(&r);
 }
 
 Test(cli_admin, token_create_refuses_what_cannot_work)
 {
-    struct run r = ctl("token", "create", "--role", "support", "--name", "nobody", NULL);
+    struct th_ctl_run r = ctl("token", "create", "--role", "support", "--name", "nobody", NULL);
     cr_assert_eq(r.status, 64, "support without --ressort: exit %d", r.status);
-    run_free(&r);
+    th_ctl_run_free(&r);
     r = ctl("token", "create", "--role", "admin", "--ressort", "HMdF", "--name", "x", NULL);
     cr_assert_eq(r.status, 64, "admin with --ressort: exit %d", r.status);
-    run_free(&r);
+    th_ctl_run_free(&r);
     r = ctl("token", "create", "--role", "support", "--ressort", "HMXX", "--name", "x", NULL);
     cr_assert_eq(r.status, 65, "unknown Ressort: exit %d", r.status);
-    assert_has(r.err, "HMXX");
-    run_free(&r);
+    th_assert_has(r.err, "HMXX");
+    th_ctl_run_free(&r);
     r = ctl("token", "create", "--role", "root", "--name", "x", NULL);
     cr_assert_eq(r.status, 64);
-    run_free(&r);
+    th_ctl_run_free(&r);
     r = ctl("token", "create", "--role", "reader", "--name", "x", "--expires", "2001-01-01", NULL);
     cr_assert_eq(r.status, 65, "expiry in the past: exit %d", r.status);
-    run_free(&r);
+    th_ctl_run_free(&r);
     cr_assert_eq(th_sql_int(&db, "SELECT count(*) FROM api_token"), 0);
 }
 
 Test(cli_admin, token_list_and_revoke)
 {
-    struct run r = ctl("token", "create", "--role", "reader", "--name", "dashboard", NULL);
+    struct th_ctl_run r = ctl("token", "create", "--role", "reader", "--name", "dashboard", NULL);
     cr_assert_eq(r.status, 0, "%s", r.err);
     char token[64];
     snprintf(token, sizeof token, "%.*s", (int)strlen(r.out) - 1, r.out);
-    run_free(&r);
+    th_ctl_run_free(&r);
     r = ctl("token", "create", "--role", "admin", "--name", "ops", NULL);
-    run_free(&r);
+    th_ctl_run_free(&r);
 
     r = ctl("token", "revoke", "dashboard", NULL);
     cr_assert_eq(r.status, 0, "%s", r.err);
     cr_assert_str_empty(r.out);
-    run_free(&r);
+    th_ctl_run_free(&r);
     cr_assert_eq(th_sql_int(&db, "SELECT count(*) FROM api_token WHERE name = 'dashboard'"
                                  " AND revoked_at IS NOT NULL"),
                  1);
@@ -291,12 +241,12 @@ Test(cli_admin, token_list_and_revoke)
 
     r = ctl("token", "revoke", "dashboard", NULL);
     cr_assert_eq(r.status, 0, "revoking twice is harmless");
-    assert_has(r.err, "already revoked");
-    run_free(&r);
+    th_assert_has(r.err, "already revoked");
+    th_ctl_run_free(&r);
     r = ctl("token", "revoke", "no-such-token", NULL);
     cr_assert_eq(r.status, 65);
-    assert_has(r.err, "no-such-token");
-    run_free(&r);
+    th_assert_has(r.err, "no-such-token");
+    th_ctl_run_free(&r);
 
     r = ctl("token", "list", "--format", "json", NULL);
     cr_assert_eq(r.status, 0, "%s", r.err);
@@ -310,52 +260,52 @@ Test(cli_admin, token_list_and_revoke)
     cr_assert(json_object_get(first, "hash") == NULL);
     json_decref(list);
     cr_assert(strstr(r.out, token) == NULL, "the list shows the token");
-    run_free(&r);
+    th_ctl_run_free(&r);
 
     r = ctl("token", "list", NULL);
     cr_assert_eq(r.status, 0);
-    cr_assert(starts_with(r.out, "NAME "), "%s", r.out);
-    assert_has(r.out, "\ndashboard  reader ");
-    assert_has(r.out, "\nops        admin ");
-    run_free(&r);
+    cr_assert(th_starts_with(r.out, "NAME "), "%s", r.out);
+    th_assert_has(r.out, "\ndashboard  reader ");
+    th_assert_has(r.out, "\nops        admin ");
+    th_ctl_run_free(&r);
 }
 
 Test(cli_admin, targets_set_and_list)
 {
-    struct run r = ctl("targets", "set", "hessen_voice", "12", "--deadline", "2028-01-31",
-                       "--ressort", "HMdJ", NULL);
+    struct th_ctl_run r = ctl("targets", "set", "hessen_voice", "12", "--deadline", "2028-01-31",
+                              "--ressort", "HMdJ", NULL);
     cr_assert_eq(r.status, 0, "%s", r.err);
     cr_assert_str_empty(r.out);
     cr_assert_str_empty(r.err);
-    run_free(&r);
+    th_ctl_run_free(&r);
     r = ctl("targets", "set", "mobile_device", "38", "--deadline", "2027-10-01", NULL);
     cr_assert_eq(r.status, 0, "%s", r.err);
-    run_free(&r);
+    th_ctl_run_free(&r);
     cr_assert_eq(th_sql_int(&db, "SELECT target FROM target WHERE item = 'mobile_device'"
                                  " AND ressort IS NULL"),
                  38, "the overall target was not replaced");
 
     r = ctl("targets", "list", "--format", "csv", NULL);
     cr_assert_eq(r.status, 0, "%s", r.err);
-    cr_assert(starts_with(r.out, "item,ressort,target,deadline,updated\n"), "%s", r.out);
-    assert_has(r.out, "\nmobile_device,,38,2027-10-01,");
-    assert_has(r.out, "\nhessen_smartphone,HMdF,15,2027-06-30,");
-    assert_has(r.out, "\nhessen_voice,HMdJ,12,2028-01-31,");
-    run_free(&r);
+    cr_assert(th_starts_with(r.out, "item,ressort,target,deadline,updated\n"), "%s", r.out);
+    th_assert_has(r.out, "\nmobile_device,,38,2027-10-01,");
+    th_assert_has(r.out, "\nhessen_smartphone,HMdF,15,2027-06-30,");
+    th_assert_has(r.out, "\nhessen_voice,HMdJ,12,2028-01-31,");
+    th_ctl_run_free(&r);
 
     r = ctl("targets", "set", "teleporter", "1", "--deadline", "2028-01-31", NULL);
     cr_assert_eq(r.status, 64);
-    run_free(&r);
+    th_ctl_run_free(&r);
     r = ctl("targets", "set", "hessen_voice", "0", "--deadline", "2028-01-31", NULL);
     cr_assert_eq(r.status, 64);
-    run_free(&r);
+    th_ctl_run_free(&r);
     r = ctl("targets", "set", "hessen_voice", "5", "--deadline", "2028-02-30", NULL);
     cr_assert_eq(r.status, 64, "30 February");
-    run_free(&r);
+    th_ctl_run_free(&r);
     r = ctl("targets", "set", "hessen_voice", "5", "--deadline", "2028-01-31", "--ressort", "HMXX",
             NULL);
     cr_assert_eq(r.status, 65);
-    run_free(&r);
+    th_ctl_run_free(&r);
     cr_assert_eq(th_sql_int(&db, "SELECT count(*) FROM target"), 6);
 }
 
@@ -370,38 +320,39 @@ Test(cli_admin, help_usage_and_exit_statuses)
         {"forget", NULL, NULL},
     };
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
-        struct run r = commands[i][1] ? run_ctl(commands[i][0], commands[i][1], "--help", NULL)
-                                      : run_ctl(commands[i][0], "--help", NULL);
+        struct th_ctl_run r = commands[i][1]
+                                  ? th_ctl(commands[i][0], commands[i][1], "--help", NULL)
+                                  : th_ctl(commands[i][0], "--help", NULL);
         cr_assert_eq(r.status, 0, "%s %s --help: exit %d", commands[i][0],
                      commands[i][1] ? commands[i][1] : "", r.status);
-        cr_assert(starts_with(r.out, "usage: "), "%s --help:\n%s", commands[i][0], r.out);
-        run_free(&r);
+        cr_assert(th_starts_with(r.out, "usage: "), "%s --help:\n%s", commands[i][0], r.out);
+        th_ctl_run_free(&r);
     }
-    struct run r = run_ctl("--help", NULL);
+    struct th_ctl_run r = th_ctl("--help", NULL);
     cr_assert_eq(r.status, 0);
-    assert_has(r.out, "forget");
-    run_free(&r);
-    r = run_ctl("frobnicate", NULL);
+    th_assert_has(r.out, "forget");
+    th_ctl_run_free(&r);
+    r = th_ctl("frobnicate", NULL);
     cr_assert_eq(r.status, 64);
-    assert_has(r.err, "frobnicate");
-    run_free(&r);
+    th_assert_has(r.err, "frobnicate");
+    th_ctl_run_free(&r);
     r = ctl("search", "--colour", "red", NULL);
     cr_assert_eq(r.status, 64);
-    assert_has(r.err, "--colour");
-    run_free(&r);
-    r = run_ctl("--db", "host=/nonexistent-socket-dir dbname=x connect_timeout=2", "token", "list",
-                NULL);
+    th_assert_has(r.err, "--colour");
+    th_ctl_run_free(&r);
+    r = th_ctl("--db", "host=/nonexistent-socket-dir dbname=x connect_timeout=2", "token", "list",
+               NULL);
     cr_assert_eq(r.status, 69, "unreachable database: exit %d", r.status);
-    assert_has(r.err, "cannot connect to the database");
-    run_free(&r);
-    r = run_ctl("--config", "/nonexistent/rolloutd.conf", "token", "list", NULL);
+    th_assert_has(r.err, "cannot connect to the database");
+    th_ctl_run_free(&r);
+    r = th_ctl("--config", "/nonexistent/rolloutd.conf", "token", "list", NULL);
     cr_assert_eq(r.status, 78, "unreadable configuration: exit %d", r.status);
-    run_free(&r);
+    th_ctl_run_free(&r);
     /* a role outside rollout_admin may not write */
-    r = run_ctl("--db", db.conninfo_service, "targets", "set", "hessen_voice", "5", "--deadline",
-                "2028-01-31", NULL);
+    r = th_ctl("--db", db.conninfo_service, "targets", "set", "hessen_voice", "5", "--deadline",
+               "2028-01-31", NULL);
     cr_assert_eq(r.status, 77, "rolloutd's role wrote a target: exit %d", r.status);
-    run_free(&r);
+    th_ctl_run_free(&r);
 }
 
 Test(cli_admin, the_configuration_file_names_the_database_and_the_default_targets)
@@ -412,21 +363,21 @@ Test(cli_admin, the_configuration_file_names_the_database_and_the_default_target
              "database = { conninfo = \"%s\"; admin_conninfo = \"%s\"; };\n"
              "targets = { hessen_voice = { target = 33; deadline = \"2029-03-31\"; }; };\n",
              db.conninfo_service, db.conninfo_super);
-    write_file(path, conf);
+    th_write_file(path, conf);
     PQclear(th_sql(&db, "DELETE FROM target WHERE item = 'hessen_voice'", 0, NULL));
     schema_copy();
-    struct run r = run_ctl("--config", path, "--schema-dir", dir, "migrate", NULL);
+    struct th_ctl_run r = th_ctl("--config", path, "--schema-dir", dir, "migrate", NULL);
     cr_assert_eq(r.status, 0, "%s", r.err);
-    assert_has(r.err, "target of hessen_voice set to 33 by 2029-03-31");
-    run_free(&r);
+    th_assert_has(r.err, "target of hessen_voice set to 33 by 2029-03-31");
+    th_ctl_run_free(&r);
     cr_assert_eq(th_sql_int(&db, "SELECT target FROM target WHERE item = 'hessen_voice'"
                                  " AND ressort IS NULL AND deadline = '2029-03-31'"),
                  33);
     /* a stored target is never overwritten by the default */
     PQclear(th_sql(&db, "UPDATE target SET target = 34 WHERE item = 'hessen_voice'", 0, NULL));
-    r = run_ctl("--config", path, "--schema-dir", dir, "migrate", NULL);
+    r = th_ctl("--config", path, "--schema-dir", dir, "migrate", NULL);
     cr_assert_eq(r.status, 0, "%s", r.err);
     cr_assert_str_empty(r.err);
-    run_free(&r);
+    th_ctl_run_free(&r);
     cr_assert_eq(th_sql_int(&db, "SELECT target FROM target WHERE item = 'hessen_voice'"), 34);
 }

@@ -3,13 +3,12 @@
  * changes nothing, verify finds what was corrupted on purpose, and forget leaves no personal
  * data while the totals stay. */
 #include <jansson.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "harness.h"
+#include "harness_cli.h"
 
 static struct th_db db;
 static char dir[64];
@@ -17,49 +16,18 @@ static char dir[64];
 static void setup(void)
 {
     th_db_create(&db);
-    snprintf(dir, sizeof dir, "/tmp/rolloutctl-events-XXXXXX");
-    cr_assert(mkdtemp(dir) != NULL, "mkdtemp failed");
+    th_scratch_dir_create(dir, "rolloutctl-events");
 }
 
 static void teardown(void)
 {
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        cr_log_warn("could not remove %s", dir);
+    th_scratch_dir_remove(dir);
     th_db_drop(&db);
 }
 
 TestSuite(cli_events, .init = setup, .fini = teardown, .timeout = 120);
 
-struct run {
-    int status;
-    char *out, *err;
-};
-
-static struct run ctl(const char *first, ...)
-{
-    char *argv[32];
-    int n = 0;
-    argv[n++] = (char *)ROLLOUTCTL_BIN;
-    argv[n++] = (char *)"--db";
-    argv[n++] = db.conninfo_admin;
-    va_list ap;
-    va_start(ap, first);
-    for (const char *a = first; a && n < 31; a = va_arg(ap, const char *))
-        argv[n++] = (char *)a;
-    va_end(ap);
-    argv[n] = NULL;
-    struct run r;
-    r.status = th_run(argv, NULL, &r.out, &r.err);
-    return r;
-}
-
-static void run_free(struct run *r)
-{
-    free(r->out);
-    free(r->err);
-}
+#define ctl(...) th_ctl("--db", db.conninfo_admin, __VA_ARGS__)
 
 static char *path_of(const char *name)
 {
@@ -68,39 +36,12 @@ static char *path_of(const char *name)
     return p;
 }
 
-static void write_file(const char *path, const char *content)
-{
-    FILE *f = fopen(path, "wb");
-    cr_assert(f != NULL, "cannot write %s", path);
-    fputs(content, f);
-    fclose(f);
-}
-
-static bool starts_with(const char *text, const char *prefix)
-{
-    return strncmp(text, prefix, strlen(prefix)) == 0;
-}
-
-static void assert_has(const char *text, const char *needle)
-{
-    cr_assert(strstr(text, needle) != NULL, "expected \"%s\" in:\n%s", needle, text);
-}
-
-/* "YYYY-MM-DD" of n days ago (UTC): events must lie in the past. */
-static char *days_ago(int n)
-{
-    char sql[128];
-    snprintf(sql, sizeof sql,
-             "SELECT to_char((now() AT TIME ZONE 'UTC') - interval '%d days', 'YYYY-MM-DD')", n);
-    return th_sql_text(&db, sql);
-}
-
 /* Eight events that are all fine: two employees' items step by step, a device with an IMEI, a
  * note, features, and one late event (older than the state it would replace). */
 static char *clean_events(void)
 {
-    char *d6 = days_ago(6), *d5 = days_ago(5), *d3 = days_ago(3), *d2 = days_ago(2),
-         *d1 = days_ago(1);
+    char *d6 = th_days_ago(&db, 6), *d5 = th_days_ago(&db, 5), *d3 = th_days_ago(&db, 3),
+         *d2 = th_days_ago(&db, 2), *d1 = th_days_ago(&db, 1);
     char id[8][37];
     for (int i = 0; i < 8; i++)
         th_uuid(id[i]);
@@ -153,10 +94,10 @@ static char *state_of_db(void)
 static void import_clean(void)
 {
     char *path = path_of("clean.ndjson"), *events = clean_events();
-    write_file(path, events);
-    struct run r = ctl("events", "import", path, NULL);
+    th_write_file(path, events);
+    struct th_ctl_run r = ctl("events", "import", path, NULL);
     cr_assert_eq(r.status, 0, "exit %d\nstdout:\n%s\nstderr:\n%s", r.status, r.out, r.err);
-    run_free(&r);
+    th_ctl_run_free(&r);
     free(events);
     free(path);
 }
@@ -164,13 +105,13 @@ static void import_clean(void)
 Test(cli_events, importing_the_same_file_twice_changes_nothing_the_second_time)
 {
     char *path = path_of("clean.ndjson"), *events = clean_events();
-    write_file(path, events);
-    struct run r = ctl("events", "import", path, NULL);
+    th_write_file(path, events);
+    struct th_ctl_run r = ctl("events", "import", path, NULL);
     cr_assert_eq(r.status, 0, "first import: %s%s", r.out, r.err);
     cr_assert_str_eq(r.out, "1 created\n2 created\n3 created\n4 created\n5 created\n6 created\n"
                             "7 created\n8 created\n");
-    assert_has(r.err, "8 events, 8 created, 0 duplicate, 0 rejected");
-    run_free(&r);
+    th_assert_has(r.err, "8 events, 8 created, 0 duplicate, 0 rejected");
+    th_ctl_run_free(&r);
     cr_assert_eq(th_sql_int(&db, "SELECT count(*) FROM event"), 8);
     cr_assert_eq(th_sql_int(&db, "SELECT count(*) FROM event WHERE NOT applied"), 1,
                  "the late event must be stored without being applied");
@@ -185,9 +126,9 @@ Test(cli_events, importing_the_same_file_twice_changes_nothing_the_second_time)
     cr_assert_eq(r.status, 0, "second import: %s%s", r.out, r.err);
     cr_assert_str_eq(r.out, "1 duplicate\n2 duplicate\n3 duplicate\n4 duplicate\n5 duplicate\n"
                             "6 duplicate\n7 duplicate\n8 duplicate\n");
-    assert_has(r.err, "8 events, 0 created, 8 duplicate, 0 rejected");
+    th_assert_has(r.err, "8 events, 0 created, 8 duplicate, 0 rejected");
     cr_assert_str_eq(before, after, "the second import changed the database");
-    run_free(&r);
+    th_ctl_run_free(&r);
     free(before);
     free(after);
     free(events);
@@ -196,7 +137,7 @@ Test(cli_events, importing_the_same_file_twice_changes_nothing_the_second_time)
 
 Test(cli_events, every_line_gets_the_apis_answer)
 {
-    char *d1 = days_ago(1), *d2 = days_ago(2);
+    char *d1 = th_days_ago(&db, 1), *d2 = th_days_ago(&db, 2);
     char id[8][37];
     for (int i = 0; i < 8; i++)
         th_uuid(id[i]);
@@ -220,8 +161,8 @@ Test(cli_events, every_line_gets_the_apis_answer)
     free(d1);
     free(d2);
     char *path = path_of("mixed.ndjson");
-    write_file(path, text);
-    struct run r = ctl("events", "import", path, NULL);
+    th_write_file(path, text);
+    struct th_ctl_run r = ctl("events", "import", path, NULL);
     cr_assert_eq(r.status, 65, "exit %d with rejected lines; stderr:\n%s", r.status, r.err);
     char *lines[16];
     int n = 0;
@@ -230,16 +171,16 @@ Test(cli_events, every_line_gets_the_apis_answer)
         lines[n++] = l;
     cr_assert_eq(n, 7, "one result per non-blank line, got %d", n);
     cr_assert_str_eq(lines[0], "1 created");
-    cr_assert(starts_with(lines[1], "2 rejected invalid_json "), "%s", lines[1]);
-    cr_assert(starts_with(lines[2], "3 rejected unknown_field "), "%s", lines[2]);
+    cr_assert(th_starts_with(lines[1], "2 rejected invalid_json "), "%s", lines[1]);
+    cr_assert(th_starts_with(lines[2], "3 rejected unknown_field "), "%s", lines[2]);
     cr_assert_str_eq(lines[3],
                      "4 rejected unknown_employee no employee with personnel number P0000099");
     cr_assert_str_eq(lines[4], "5 rejected illegal_transition cannot go from active to planned for "
                                "mobile_device");
-    cr_assert(starts_with(lines[5], "7 rejected invalid_body "), "%s", lines[5]);
-    cr_assert(starts_with(lines[6], "8 rejected invalid_imei "), "%s", lines[6]);
-    assert_has(r.err, "7 events, 1 created, 0 duplicate, 6 rejected");
-    run_free(&r);
+    cr_assert(th_starts_with(lines[5], "7 rejected invalid_body "), "%s", lines[5]);
+    cr_assert(th_starts_with(lines[6], "8 rejected invalid_imei "), "%s", lines[6]);
+    th_assert_has(r.err, "7 events, 1 created, 0 duplicate, 6 rejected");
+    th_ctl_run_free(&r);
     cr_assert_eq(th_sql_int(&db, "SELECT count(*) FROM event"), 1);
     cr_assert_eq(th_sql_int(&db, "SELECT count(*) FROM device"), 0);
     free(path);
@@ -248,7 +189,7 @@ Test(cli_events, every_line_gets_the_apis_answer)
 Test(cli_events, export_gives_back_what_import_reads)
 {
     import_clean();
-    struct run r = ctl("events", "export", NULL);
+    struct th_ctl_run r = ctl("events", "export", NULL);
     cr_assert_eq(r.status, 0, "%s", r.err);
     char *original = clean_events(); /* new ids, but the same shape line by line */
     int lines = 0;
@@ -264,36 +205,36 @@ Test(cli_events, export_gives_back_what_import_reads)
     }
     cr_assert_eq(lines, 8);
     free(original);
-    run_free(&r);
+    th_ctl_run_free(&r);
 
     /* read back into the same database: every line a duplicate (same ids, same bodies) */
     r = ctl("events", "export", NULL);
     char *path = path_of("export.ndjson");
-    write_file(path, r.out);
-    run_free(&r);
+    th_write_file(path, r.out);
+    th_ctl_run_free(&r);
     char *before = state_of_db();
     r = ctl("events", "import", path, NULL);
     char *after = state_of_db();
     cr_assert_eq(r.status, 0, "%s%s", r.out, r.err);
-    assert_has(r.err, "8 events, 0 created, 8 duplicate, 0 rejected");
+    th_assert_has(r.err, "8 events, 0 created, 8 duplicate, 0 rejected");
     cr_assert_str_eq(before, after);
-    run_free(&r);
+    th_ctl_run_free(&r);
 
     r = ctl("events", "export", "--format", "csv", NULL);
     cr_assert_eq(r.status, 0, "%s", r.err);
     cr_assert(
-        starts_with(r.out,
-                    "event_id,employee,item,state,previous_state,applied,occurred_at,"
-                    "received_at,device_serial,device_model,device_imei,features,note,token\n"),
+        th_starts_with(r.out,
+                       "event_id,employee,item,state,previous_state,applied,occurred_at,"
+                       "received_at,device_serial,device_model,device_imei,features,note,token\n"),
         "%s", r.out);
-    assert_has(r.out, ",P0000004,hessen_smartphone,active,,true,");
-    assert_has(r.out, "356938035643809");
-    run_free(&r);
+    th_assert_has(r.out, ",P0000004,hessen_smartphone,active,,true,");
+    th_assert_has(r.out, "356938035643809");
+    th_ctl_run_free(&r);
 
     r = ctl("events", "export", "--since", "2999-01-01", NULL);
     cr_assert_eq(r.status, 0, "%s", r.err);
     cr_assert_str_empty(r.out);
-    run_free(&r);
+    th_ctl_run_free(&r);
     free(before);
     free(after);
     free(path);
@@ -302,10 +243,10 @@ Test(cli_events, export_gives_back_what_import_reads)
 Test(cli_events, verify_is_quiet_when_the_books_agree)
 {
     import_clean();
-    struct run r = ctl("verify", NULL);
+    struct th_ctl_run r = ctl("verify", NULL);
     cr_assert_eq(r.status, 0, "verify found differences in a clean database:\n%s%s", r.out, r.err);
     cr_assert_str_empty(r.out);
-    run_free(&r);
+    th_ctl_run_free(&r);
 }
 
 Test(cli_events, verify_finds_a_counter_corrupted_on_purpose)
@@ -318,12 +259,12 @@ Test(cli_events, verify_finds_a_counter_corrupted_on_purpose)
                "  WHERE dienststelle = 'FIN-WI-01' AND item = 'mobile_device' AND state = 'active'"
                "  LIMIT 1)",
                0, NULL));
-    struct run r = ctl("verify", NULL);
+    struct th_ctl_run r = ctl("verify", NULL);
     cr_assert_eq(r.status, 1, "exit %d; stdout:\n%s", r.status, r.out);
     cr_assert_str_eq(r.out, "counter FIN-WI-01 mobile_device active: progress_counter sums to 2, "
                             "the current states count 1\n");
-    assert_has(r.err, "1 difference");
-    run_free(&r);
+    th_assert_has(r.err, "1 difference");
+    th_ctl_run_free(&r);
 
     /* a counter row for a combination nobody is in must sum to 0 */
     PQclear(
@@ -336,7 +277,7 @@ Test(cli_events, verify_finds_a_counter_corrupted_on_purpose)
     cr_assert_eq(r.status, 1);
     cr_assert_str_eq(r.out, "counter JUS-F-01 hessen_voice returned: progress_counter sums to 1, "
                             "the current states count 0\n");
-    run_free(&r);
+    th_ctl_run_free(&r);
 }
 
 Test(cli_events, verify_finds_a_wrong_state_and_a_wrong_day)
@@ -348,16 +289,16 @@ Test(cli_events, verify_finds_a_wrong_state_and_a_wrong_day)
         " = (SELECT id FROM employee WHERE personnel_number = 'P0000003');"
         "UPDATE daily_done SET n = n + 5 WHERE item = 'wlan_autologin'",
         0, NULL));
-    struct run r = ctl("verify", NULL);
+    struct th_ctl_run r = ctl("verify", NULL);
     cr_assert_eq(r.status, 1);
-    assert_has(r.out, "state P0000003 hessen_voice: current state delivered since ");
-    assert_has(r.out, "but the event log ends in active");
-    assert_has(r.out, "daily_done ");
-    assert_has(r.out, " INN-WI-01 wlan_autologin: daily_done sums to 6, the event log gives 1");
+    th_assert_has(r.out, "state P0000003 hessen_voice: current state delivered since ");
+    th_assert_has(r.out, "but the event log ends in active");
+    th_assert_has(r.out, "daily_done ");
+    th_assert_has(r.out, " INN-WI-01 wlan_autologin: daily_done sums to 6, the event log gives 1");
     /* the state now disagrees with its counter too */
-    assert_has(r.out, "counter FIN-WI-01 hessen_voice active: progress_counter sums to 1, the "
-                      "current states count 0");
-    run_free(&r);
+    th_assert_has(r.out, "counter FIN-WI-01 hessen_voice active: progress_counter sums to 1, the "
+                         "current states count 0");
+    th_ctl_run_free(&r);
 }
 
 /* Rows of all tables of the schema whose text contains needle; report: log where. */
@@ -385,9 +326,9 @@ static long long rows_mentioning(const char *needle, bool report)
 Test(cli_events, forget_leaves_no_personal_data_and_keeps_the_totals)
 {
     import_clean();
-    struct run r = ctl("employee", "show", "P0000004", NULL); /* an access log entry */
+    struct th_ctl_run r = ctl("employee", "show", "P0000004", NULL); /* an access log entry */
     cr_assert_eq(r.status, 0, "%s", r.err);
-    run_free(&r);
+    th_ctl_run_free(&r);
     char *totals = th_sql_text(&db, "SELECT string_agg(item || ' ' || state || ' ' || n, ', '"
                                     " ORDER BY item, state) FROM (SELECT item, state, sum(n) AS n"
                                     " FROM progress_counter GROUP BY item, state) x");
@@ -398,14 +339,14 @@ Test(cli_events, forget_leaves_no_personal_data_and_keeps_the_totals)
     r = ctl("forget", "P0000004", "--yes", NULL);
     cr_assert_eq(r.status, 0, "%s", r.err);
     cr_assert_str_empty(r.out);
-    assert_has(r.err, "Removed:");
-    assert_has(r.err, "the personnel number P0000004 and the name");
-    assert_has(r.err, "1 free-text note");
-    assert_has(r.err, "R58N0TEST01");
-    assert_has(r.err, "Kept, with nothing that names the person:");
-    assert_has(r.err, "the counts per Dienststelle, Ressort and overall");
-    assert_has(r.err, "erased by rolloutctl:rolloutctl");
-    run_free(&r);
+    th_assert_has(r.err, "Removed:");
+    th_assert_has(r.err, "the personnel number P0000004 and the name");
+    th_assert_has(r.err, "1 free-text note");
+    th_assert_has(r.err, "R58N0TEST01");
+    th_assert_has(r.err, "Kept, with nothing that names the person:");
+    th_assert_has(r.err, "the counts per Dienststelle, Ressort and overall");
+    th_assert_has(r.err, "erased by rolloutctl:rolloutctl");
+    th_ctl_run_free(&r);
 
     cr_assert_eq(rows_mentioning("P0000004", true), 0, "the personnel number survived");
     cr_assert_eq(rows_mentioning("Testperson 4", true), 0,
@@ -433,21 +374,21 @@ Test(cli_events, forget_leaves_no_personal_data_and_keeps_the_totals)
     cr_assert_eq(th_sql_int(&db, "SELECT sum(n) FROM daily_done"), days);
     r = ctl("verify", NULL);
     cr_assert_eq(r.status, 0, "verify after forget:\n%s", r.out);
-    run_free(&r);
+    th_ctl_run_free(&r);
 
     r = ctl("forget", "P0000004", "--yes", NULL);
     cr_assert_eq(r.status, 65, "forgetting twice: exit %d", r.status);
-    run_free(&r);
+    th_ctl_run_free(&r);
     free(totals);
     free(after);
 }
 
 Test(cli_events, forget_off_a_terminal_needs_yes)
 {
-    struct run r = ctl("forget", "P0000004", NULL);
+    struct th_ctl_run r = ctl("forget", "P0000004", NULL);
     cr_assert_eq(r.status, 64, "exit %d", r.status);
-    assert_has(r.err, "--yes");
-    run_free(&r);
+    th_assert_has(r.err, "--yes");
+    th_ctl_run_free(&r);
     cr_assert_eq(th_sql_int(&db, "SELECT count(*) FROM employee WHERE personnel_number ="
                                  " 'P0000004' AND name = 'Testperson 4'"),
                  1);

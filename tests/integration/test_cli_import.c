@@ -1,13 +1,12 @@
 /* rolloutctl import: a good file is merged (and a moved employee takes their counts along), a
  * bad file changes nothing and names every bad line with its reason. Runs the real rolloutctl
  * as the admins' role against the fixture (see harness.h). */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "harness.h"
+#include "harness_cli.h"
 
 static struct th_db db;
 static char dir[64];
@@ -15,50 +14,19 @@ static char dir[64];
 static void setup(void)
 {
     th_db_create(&db);
-    snprintf(dir, sizeof dir, "/tmp/rolloutctl-import-XXXXXX");
-    cr_assert(mkdtemp(dir) != NULL, "mkdtemp failed");
+    th_scratch_dir_create(dir, "rolloutctl-import");
 }
 
 static void teardown(void)
 {
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        cr_log_warn("could not remove %s", dir);
+    th_scratch_dir_remove(dir);
     th_db_drop(&db);
 }
 
 TestSuite(cli_import, .init = setup, .fini = teardown, .timeout = 120);
 
-struct run {
-    int status;
-    char *out, *err;
-};
-
 /* rolloutctl --db <admin conninfo> ARGS... (NULL-terminated) */
-static struct run ctl(const char *first, ...)
-{
-    char *argv[32];
-    int n = 0;
-    argv[n++] = (char *)ROLLOUTCTL_BIN;
-    argv[n++] = (char *)"--db";
-    argv[n++] = db.conninfo_admin;
-    va_list ap;
-    va_start(ap, first);
-    for (const char *a = first; a && n < 31; a = va_arg(ap, const char *))
-        argv[n++] = (char *)a;
-    va_end(ap);
-    argv[n] = NULL;
-    struct run r;
-    r.status = th_run(argv, NULL, &r.out, &r.err);
-    return r;
-}
-
-static void run_free(struct run *r)
-{
-    free(r->out);
-    free(r->err);
-}
+#define ctl(...) th_ctl("--db", db.conninfo_admin, __VA_ARGS__)
 
 /* Writes a file into the test's directory; returns its path (static buffer per call site). */
 static const char *file(const char *name, const char *content)
@@ -67,10 +35,7 @@ static const char *file(const char *name, const char *content)
     static int next;
     char *path = paths[next++ % 8];
     snprintf(path, 256, "%s/%s", dir, name);
-    FILE *f = fopen(path, "wb");
-    cr_assert(f != NULL, "cannot write %s", path);
-    fputs(content, f);
-    fclose(f);
+    th_write_file(path, content);
     return path;
 }
 
@@ -87,41 +52,37 @@ static char *state_of_db(void)
                        " (SELECT string_agg(t::text, '|' ORDER BY t::text) FROM daily_done t)))");
 }
 
-static void assert_has(const char *text, const char *needle)
-{
-    cr_assert(strstr(text, needle) != NULL, "expected \"%s\" in:\n%s", needle, text);
-}
-
 /* Imports a bad file, checks nothing changed and every expected "FILE:LINE: ..." was named. */
 static void expect_refused(const char *what, const char *path, const char *const *expected)
 {
     char *before = state_of_db();
-    struct run r = ctl("import", what, path, NULL);
+    struct th_ctl_run r = ctl("import", what, path, NULL);
     char *after = state_of_db();
     cr_assert_eq(r.status, 65, "exit status %d, expected 65; stderr:\n%s", r.status, r.err);
     cr_assert_str_eq(before, after, "a refused import changed the database");
     for (const char *const *e = expected; *e; e++) {
         char want[512];
         snprintf(want, sizeof want, "%s:%s", path, *e);
-        assert_has(r.err, want);
+        th_assert_has(r.err, want);
     }
     cr_assert_str_empty(r.out, "output on stdout: %s", r.out);
     free(before);
     free(after);
-    run_free(&r);
+    th_ctl_run_free(&r);
 }
 
 Test(cli_import, good_files_are_merged_with_a_summary)
 {
-    struct run r = ctl("import", "ressorts",
-                       file("ressorts.csv", "ressort,name\n"
-                                            "HMdF,Hessisches Ministerium der Finanzen\n"
-                                            "HMWK,\"Hessisches Ministerium für Wissenschaft und "
-                                            "Forschung, Kunst und Kultur\"\n"),
-                       NULL);
+    struct th_ctl_run r =
+        ctl("import", "ressorts",
+            file("ressorts.csv", "ressort,name\n"
+                                 "HMdF,Hessisches Ministerium der Finanzen\n"
+                                 "HMWK,\"Hessisches Ministerium für Wissenschaft und "
+                                 "Forschung, Kunst und Kultur\"\n"),
+            NULL);
     cr_assert_eq(r.status, 0, "ressorts: %s", r.err);
-    assert_has(r.err, "2 rows, 1 unchanged, 0 updated, 1 inserted");
-    run_free(&r);
+    th_assert_has(r.err, "2 rows, 1 unchanged, 0 updated, 1 inserted");
+    th_ctl_run_free(&r);
 
     /* columns in another order, Windows line ends, a byte order mark */
     r = ctl("import", "dienststellen",
@@ -131,8 +92,8 @@ Test(cli_import, good_files_are_merged_with_a_summary)
                             "HMdF,FIN-KS-01,Kassel,Finanzamt Kassel I\r\n"),
             NULL);
     cr_assert_eq(r.status, 0, "dienststellen: %s", r.err);
-    assert_has(r.err, "2 rows, 0 unchanged, 1 updated, 1 inserted");
-    run_free(&r);
+    th_assert_has(r.err, "2 rows, 0 unchanged, 1 updated, 1 inserted");
+    th_ctl_run_free(&r);
     cr_assert_eq(th_sql_int(&db, "SELECT count(*) FROM dienststelle WHERE code = 'FIN-KS-01'"
                                  " AND name = 'Finanzamt Kassel I'"),
                  1);
@@ -147,9 +108,9 @@ Test(cli_import, good_files_are_merged_with_a_summary)
                             "P0000002,FIN-WI-01,Umbenannt\n"),
             NULL);
     cr_assert_eq(r.status, 0, "employees: %s", r.err);
-    assert_has(r.err, "3 rows, 1 unchanged, 1 updated, 1 inserted");
+    th_assert_has(r.err, "3 rows, 1 unchanged, 1 updated, 1 inserted");
     cr_assert_str_empty(r.out);
-    run_free(&r);
+    th_ctl_run_free(&r);
     cr_assert_eq(th_sql_int(&db,
                             "SELECT count(*) FROM employee WHERE personnel_number ="
                             " 'P0000041' AND dienststelle = 'MUS-KS-001' AND name = 'Neu, Anna'"),
@@ -160,11 +121,11 @@ Test(cli_import, good_files_are_merged_with_a_summary)
 
 Test(cli_import, a_file_without_names_keeps_the_names)
 {
-    struct run r =
+    struct th_ctl_run r =
         ctl("import", "employees",
             file("emp.csv", "personnel_number,dienststelle\nP0000001,FIN-KS-01\n"), NULL);
     cr_assert_eq(r.status, 0, "%s", r.err);
-    run_free(&r);
+    th_ctl_run_free(&r);
     char *name = th_sql_text(&db, "SELECT name FROM employee WHERE personnel_number = 'P0000001'");
     cr_assert_str_eq(name, "Testperson 1");
     free(name);
@@ -187,9 +148,9 @@ static void give_states_to_p5(void)
              "\"state\":\"planned\",\"occurred_at\":\"%sT09:00:00Z\"}\n",
              a, day, b, day, c, day);
     free(day);
-    struct run r = ctl("events", "import", file("p5.ndjson", body), NULL);
+    struct th_ctl_run r = ctl("events", "import", file("p5.ndjson", body), NULL);
     cr_assert_eq(r.status, 0, "events import: %s%s", r.out, r.err);
-    run_free(&r);
+    th_ctl_run_free(&r);
 }
 
 static long long counter(const char *dst, const char *item, const char *state)
@@ -218,15 +179,15 @@ Test(cli_import, a_moved_employee_takes_the_counts_along)
     cr_assert_eq(done_days("FIN-WI-01"), 1);
     long long total = th_sql_int(&db, "SELECT sum(n) FROM progress_counter");
 
-    struct run r = ctl("import", "employees",
-                       file("emp.csv", "personnel_number,dienststelle,name\n"
-                                       "P0000004,FIN-WI-01,Testperson 4\n"
-                                       "P0000005,FIN-KS-01,Testperson 5\n"),
-                       NULL);
+    struct th_ctl_run r = ctl("import", "employees",
+                              file("emp.csv", "personnel_number,dienststelle,name\n"
+                                              "P0000004,FIN-WI-01,Testperson 4\n"
+                                              "P0000005,FIN-KS-01,Testperson 5\n"),
+                              NULL);
     cr_assert_eq(r.status, 0, "%s", r.err);
-    assert_has(r.err, "2 rows, 1 unchanged, 1 updated (1 moved to another Dienststelle), 0 "
-                      "inserted");
-    run_free(&r);
+    th_assert_has(r.err, "2 rows, 1 unchanged, 1 updated (1 moved to another Dienststelle), 0 "
+                         "inserted");
+    th_ctl_run_free(&r);
 
     cr_assert_eq(counter("FIN-WI-01", "mobile_device", "active"), 0);
     cr_assert_eq(counter("FIN-KS-01", "mobile_device", "active"), 1);
@@ -239,7 +200,7 @@ Test(cli_import, a_moved_employee_takes_the_counts_along)
 
     r = ctl("verify", NULL);
     cr_assert_eq(r.status, 0, "verify after the move:\n%s%s", r.out, r.err);
-    run_free(&r);
+    th_ctl_run_free(&r);
 
     /* the same file again: nothing to do */
     r = ctl("import", "employees",
@@ -247,8 +208,8 @@ Test(cli_import, a_moved_employee_takes_the_counts_along)
                              "P0000005,FIN-KS-01,Testperson 5\n"),
             NULL);
     cr_assert_eq(r.status, 0, "%s", r.err);
-    assert_has(r.err, "1 rows, 1 unchanged, 0 updated, 0 inserted");
-    run_free(&r);
+    th_assert_has(r.err, "1 rows, 1 unchanged, 0 updated, 0 inserted");
+    th_ctl_run_free(&r);
     cr_assert_eq(counter("FIN-KS-01", "mobile_device", "active"), 1);
 }
 
@@ -346,15 +307,15 @@ Test(cli_import, line_numbers_count_line_breaks_inside_quotes)
 
 Test(cli_import, missing_and_empty_files)
 {
-    struct run r = ctl("import", "employees", "/nonexistent/employees.csv", NULL);
+    struct th_ctl_run r = ctl("import", "employees", "/nonexistent/employees.csv", NULL);
     cr_assert_eq(r.status, 66, "exit status %d for a missing file", r.status);
-    assert_has(r.err, "/nonexistent/employees.csv");
-    run_free(&r);
+    th_assert_has(r.err, "/nonexistent/employees.csv");
+    th_ctl_run_free(&r);
     static const char *const empty[] = {NULL};
     expect_refused("employees", file("empty.csv", ""), empty);
     r = ctl("import", "offices", file("x.csv", "a\n"), NULL);
     cr_assert_eq(r.status, 64);
-    run_free(&r);
+    th_ctl_run_free(&r);
 }
 
 Test(cli_import, loads_thousands_of_rows_in_one_go)
@@ -368,10 +329,10 @@ Test(cli_import, loads_thousands_of_rows_in_one_go)
     for (int i = 0; i < 5000; i++)
         fprintf(f, "Q%07d,%s,Person %d\n", i, offices[i % 4], i);
     fclose(f);
-    struct run r = ctl("import", "employees", path, NULL);
+    struct th_ctl_run r = ctl("import", "employees", path, NULL);
     cr_assert_eq(r.status, 0, "%s", r.err);
-    assert_has(r.err, "5000 rows, 0 unchanged, 0 updated, 5000 inserted");
-    run_free(&r);
+    th_assert_has(r.err, "5000 rows, 0 unchanged, 0 updated, 5000 inserted");
+    th_ctl_run_free(&r);
     cr_assert_eq(th_sql_int(&db, "SELECT count(*) FROM employee WHERE dienststelle = 'JUS-F-01'"),
                  10 + 1250);
 }

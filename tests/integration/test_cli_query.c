@@ -8,55 +8,17 @@
  *   wlan_autologin     P0000031 planned (JUS-F-01)
  * all within the last 7 days. */
 #include <jansson.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "harness.h"
+#include "harness_cli.h"
 
 static struct th_db db;
 static char dir[64];
 
-struct run {
-    int status;
-    char *out, *err;
-};
-
-static struct run ctl(const char *first, ...)
-{
-    char *argv[32];
-    int n = 0;
-    argv[n++] = (char *)ROLLOUTCTL_BIN;
-    argv[n++] = (char *)"--db";
-    argv[n++] = db.conninfo_admin;
-    va_list ap;
-    va_start(ap, first);
-    for (const char *a = first; a && n < 31; a = va_arg(ap, const char *))
-        argv[n++] = (char *)a;
-    va_end(ap);
-    argv[n] = NULL;
-    struct run r;
-    r.status = th_run(argv, NULL, &r.out, &r.err);
-    return r;
-}
-
-static void run_free(struct run *r)
-{
-    free(r->out);
-    free(r->err);
-}
-
-static bool starts_with(const char *text, const char *prefix)
-{
-    return strncmp(text, prefix, strlen(prefix)) == 0;
-}
-
-static void assert_has(const char *text, const char *needle)
-{
-    cr_assert(strstr(text, needle) != NULL, "expected \"%s\" in:\n%s", needle, text);
-}
+#define ctl(...) th_ctl("--db", db.conninfo_admin, __VA_ARGS__)
 
 static int count_lines(const char *text)
 {
@@ -69,15 +31,11 @@ static int count_lines(const char *text)
 static void setup(void)
 {
     th_db_create(&db);
-    snprintf(dir, sizeof dir, "/tmp/rolloutctl-query-XXXXXX");
-    cr_assert(mkdtemp(dir) != NULL, "mkdtemp failed");
+    th_scratch_dir_create(dir, "rolloutctl-query");
 
-    char *d3 = th_sql_text(&db, "SELECT to_char(now() AT TIME ZONE 'UTC' - interval '3 days',"
-                                " 'YYYY-MM-DD')");
-    char *d2 = th_sql_text(&db, "SELECT to_char(now() AT TIME ZONE 'UTC' - interval '2 days',"
-                                " 'YYYY-MM-DD')");
-    char *d1 = th_sql_text(&db, "SELECT to_char(now() AT TIME ZONE 'UTC' - interval '1 day',"
-                                " 'YYYY-MM-DD')");
+    char *d3 = th_days_ago(&db, 3);
+    char *d2 = th_days_ago(&db, 2);
+    char *d1 = th_days_ago(&db, 1);
     static const struct {
         const char *employee, *item, *state;
         int day; /* days ago */
@@ -113,17 +71,14 @@ static void setup(void)
     free(d1);
     free(d2);
     free(d3);
-    struct run r = ctl("events", "import", path, NULL);
+    struct th_ctl_run r = ctl("events", "import", path, NULL);
     cr_assert_eq(r.status, 0, "setting up the events failed:\n%s%s", r.out, r.err);
-    run_free(&r);
+    th_ctl_run_free(&r);
 }
 
 static void teardown(void)
 {
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        cr_log_warn("could not remove %s", dir);
+    th_scratch_dir_remove(dir);
     th_db_drop(&db);
 }
 
@@ -131,25 +86,25 @@ TestSuite(cli_query, .init = setup, .fini = teardown, .timeout = 120);
 
 Test(cli_query, search_finds_hmdf_without_an_active_smartphone)
 {
-    struct run r = ctl("search", "--ressort", "HMdF", "--item", "hessen_smartphone", "--not-state",
-                       "active", "--format", "csv", NULL);
+    struct th_ctl_run r = ctl("search", "--ressort", "HMdF", "--item", "hessen_smartphone",
+                              "--not-state", "active", "--format", "csv", NULL);
     cr_assert_eq(r.status, 0, "%s", r.err);
-    cr_assert(starts_with(r.out,
-                          "personnel_number,ressort,dienststelle,mobile_device,hessen_smartphone,"
-                          "hessen_voice,wlan_autologin,name\n"),
+    cr_assert(th_starts_with(
+                  r.out, "personnel_number,ressort,dienststelle,mobile_device,hessen_smartphone,"
+                         "hessen_voice,wlan_autologin,name\n"),
               "%s", r.out);
     cr_assert_eq(count_lines(r.out), 1 + 18, "HMdF has 20 employees, 2 with an active phone");
-    assert_has(r.out, "\nP0000002,HMdF,FIN-WI-01,,ordered,,,Testperson 2\n");
-    assert_has(r.out, "\nP0000003,HMdF,FIN-WI-01,returned,,,,Testperson 3\n");
-    assert_has(r.out, "\nP0000012,HMdF,FIN-KS-01,,,,,\n");
+    th_assert_has(r.out, "\nP0000002,HMdF,FIN-WI-01,,ordered,,,Testperson 2\n");
+    th_assert_has(r.out, "\nP0000003,HMdF,FIN-WI-01,returned,,,,Testperson 3\n");
+    th_assert_has(r.out, "\nP0000012,HMdF,FIN-KS-01,,,,,\n");
     cr_assert(strstr(r.out, "P0000001,") == NULL && strstr(r.out, "P0000011,") == NULL);
     cr_assert(strstr(r.out, "P0000021") == NULL, "another Ressort came in");
-    run_free(&r);
+    th_ctl_run_free(&r);
 }
 
 Test(cli_query, search_filters_and_formats)
 {
-    struct run r =
+    struct th_ctl_run r =
         ctl("search", "--item", "mobile_device", "--state", "active", "--format", "json", NULL);
     cr_assert_eq(r.status, 0, "%s", r.err);
     json_error_t jerr;
@@ -160,25 +115,25 @@ Test(cli_query, search_filters_and_formats)
     cr_assert_str_eq(json_string_value(json_object_get(e, "mobile_device")), "active");
     cr_assert(json_is_null(json_object_get(e, "hessen_voice")));
     json_decref(list);
-    run_free(&r);
+    th_ctl_run_free(&r);
 
     r = ctl("search", "--dienststelle", "JUS-F-01", "--state", "none", NULL);
     cr_assert_eq(r.status, 0, "%s", r.err);
-    cr_assert(starts_with(r.out, "PERSONNEL_NUMBER  RESSORT  DIENSTSTELLE"), "%s", r.out);
+    cr_assert(th_starts_with(r.out, "PERSONNEL_NUMBER  RESSORT  DIENSTSTELLE"), "%s", r.out);
     cr_assert_eq(count_lines(r.out), 1 + 9, "P0000031 has a state, the other 9 none:\n%s", r.out);
     cr_assert(strstr(r.out, "P0000031") == NULL);
-    run_free(&r);
+    th_ctl_run_free(&r);
 
     r = ctl("search", "--not-state", "none", "--format", "csv", NULL);
     cr_assert_eq(count_lines(r.out), 1 + 7, "%s", r.out);
-    run_free(&r);
+    th_ctl_run_free(&r);
 
     r = ctl("search", "--ressort", "HMXX", NULL);
     cr_assert_eq(r.status, 65);
-    run_free(&r);
+    th_ctl_run_free(&r);
     r = ctl("search", "--state", "lost", NULL);
     cr_assert_eq(r.status, 64);
-    run_free(&r);
+    th_ctl_run_free(&r);
 }
 
 /* The progress item object for key in a GET /v1/progress-shaped document. */
@@ -196,13 +151,13 @@ static json_t *item_of(json_t *doc, const char *key)
 
 static json_t *progress(const char *opt, const char *value)
 {
-    struct run r = opt ? ctl("progress", opt, value, "--format", "json", NULL)
-                       : ctl("progress", "--format", "json", NULL);
+    struct th_ctl_run r = opt ? ctl("progress", opt, value, "--format", "json", NULL)
+                              : ctl("progress", "--format", "json", NULL);
     cr_assert_eq(r.status, 0, "%s", r.err);
     json_error_t jerr;
     json_t *doc = json_loads(r.out, 0, &jerr);
     cr_assert(doc != NULL, "not JSON: %s", r.out);
-    run_free(&r);
+    th_ctl_run_free(&r);
     return doc;
 }
 
@@ -290,64 +245,64 @@ Test(cli_query, progress_gives_the_apis_figures)
     cr_assert(json_is_false(json_object_get(md, "on_track")));
     json_decref(doc);
 
-    struct run r = ctl("progress", "--ressort", "HMXX", NULL);
+    struct th_ctl_run r = ctl("progress", "--ressort", "HMXX", NULL);
     cr_assert_eq(r.status, 65);
-    run_free(&r);
+    th_ctl_run_free(&r);
     r = ctl("progress", "--ressort", "HMdJ", "--dienststelle", "FIN-KS-01", NULL);
     cr_assert_eq(r.status, 65);
-    assert_has(r.err, "FIN-KS-01 belongs to Ressort HMdF");
-    run_free(&r);
+    th_assert_has(r.err, "FIN-KS-01 belongs to Ressort HMdF");
+    th_ctl_run_free(&r);
 
     r = ctl("progress", "--format", "csv", NULL);
     cr_assert_eq(r.status, 0);
-    cr_assert(starts_with(r.out, "item,title,target,target_source,deadline,planned,ordered,"));
-    assert_has(r.out, "\nhessen_smartphone,HessenSmartphone,40,overall,2027-12-31,0,1,0,3,0,0,3,"
-                      "0.0750,3,");
-    run_free(&r);
+    cr_assert(th_starts_with(r.out, "item,title,target,target_source,deadline,planned,ordered,"));
+    th_assert_has(r.out, "\nhessen_smartphone,HessenSmartphone,40,overall,2027-12-31,0,1,0,3,0,0,3,"
+                         "0.0750,3,");
+    th_ctl_run_free(&r);
     r = ctl("progress", NULL);
     cr_assert_eq(r.status, 0);
-    assert_has(r.out, "hessen_smartphone");
+    th_assert_has(r.out, "hessen_smartphone");
     cr_assert(strstr(r.out, "\033[") == NULL, "colour on a pipe");
-    run_free(&r);
+    th_ctl_run_free(&r);
 }
 
 Test(cli_query, report_has_a_row_per_office_and_item)
 {
-    struct run r = ctl("report", NULL);
+    struct th_ctl_run r = ctl("report", NULL);
     cr_assert_eq(r.status, 0, "%s", r.err);
     static const char header[] =
         "ressort,dienststelle,item,planned,ordered,delivered,active,returned,cancelled,headcount\n";
-    cr_assert(starts_with(r.out, header), "%s", r.out);
+    cr_assert(th_starts_with(r.out, header), "%s", r.out);
     cr_assert_eq(count_lines(r.out), 1 + 4 * 4);
-    assert_has(r.out, "\nHMdF,FIN-KS-01,mobile_device,0,0,0,0,0,0,10\n");
-    assert_has(r.out, "\nHMdF,FIN-WI-01,mobile_device,0,0,0,1,1,0,10\n");
-    assert_has(r.out, "\nHMdF,FIN-WI-01,hessen_smartphone,0,1,0,1,0,0,10\n");
-    assert_has(r.out, "\nHMdIS,INN-WI-01,hessen_smartphone,0,0,0,1,0,0,10\n");
-    assert_has(r.out, "\nHMdJ,JUS-F-01,wlan_autologin,1,0,0,0,0,0,10\n");
+    th_assert_has(r.out, "\nHMdF,FIN-KS-01,mobile_device,0,0,0,0,0,0,10\n");
+    th_assert_has(r.out, "\nHMdF,FIN-WI-01,mobile_device,0,0,0,1,1,0,10\n");
+    th_assert_has(r.out, "\nHMdF,FIN-WI-01,hessen_smartphone,0,1,0,1,0,0,10\n");
+    th_assert_has(r.out, "\nHMdIS,INN-WI-01,hessen_smartphone,0,0,0,1,0,0,10\n");
+    th_assert_has(r.out, "\nHMdJ,JUS-F-01,wlan_autologin,1,0,0,0,0,0,10\n");
     /* ordered by Ressort, Dienststelle and the item catalogue */
     cr_assert(strstr(r.out, "HMdF,FIN-KS-01,") < strstr(r.out, "HMdF,FIN-WI-01,"));
     cr_assert(strstr(r.out, "FIN-WI-01,mobile_device") < strstr(r.out, "FIN-WI-01,wlan_autologin"));
-    run_free(&r);
+    th_ctl_run_free(&r);
 
     r = ctl("report", "--ressort", "HMdIS", NULL);
     cr_assert_eq(count_lines(r.out), 1 + 4);
-    run_free(&r);
+    th_ctl_run_free(&r);
 }
 
 Test(cli_query, employee_show_tells_all_and_records_the_read)
 {
-    struct run r = ctl("employee", "show", "P0000003", NULL);
+    struct th_ctl_run r = ctl("employee", "show", "P0000003", NULL);
     cr_assert_eq(r.status, 0, "%s", r.err);
-    assert_has(r.out, "Employee      P0000003");
-    assert_has(r.out, "Testperson 3");
-    assert_has(r.out, "FIN-WI-01 – Finanzamt Wiesbaden I (Wiesbaden)");
-    assert_has(r.out, "mobile_device      returned");
-    assert_has(r.out, "Devices held: none");
+    th_assert_has(r.out, "Employee      P0000003");
+    th_assert_has(r.out, "Testperson 3");
+    th_assert_has(r.out, "FIN-WI-01 – Finanzamt Wiesbaden I (Wiesbaden)");
+    th_assert_has(r.out, "mobile_device      returned");
+    th_assert_has(r.out, "Devices held: none");
     const char *history = strstr(r.out, "History");
     cr_assert(history != NULL);
     cr_assert(strstr(history, "returned") < strstr(history, "active"),
               "history not newest first:\n%s", r.out);
-    run_free(&r);
+    th_ctl_run_free(&r);
     cr_assert_eq(th_sql_int(&db, "SELECT count(*) FROM access_log a JOIN employee e ON e.id ="
                                  " a.employee_id WHERE e.personnel_number = 'P0000003' AND"
                                  " a.action = 'cli.employee.show' AND a.actor ="
@@ -368,23 +323,23 @@ Test(cli_query, employee_show_tells_all_and_records_the_read)
     cr_assert_str_eq(str(json_array_get(devices, 0), "model"), "Dell Latitude 5440");
     cr_assert_eq(json_array_size(json_object_get(doc, "events")), 1);
     json_decref(doc);
-    run_free(&r);
+    th_ctl_run_free(&r);
 
     r = ctl("employee", "show", "P0009999", NULL);
     cr_assert_eq(r.status, 65);
-    assert_has(r.err, "P0009999");
-    run_free(&r);
+    th_assert_has(r.err, "P0009999");
+    th_ctl_run_free(&r);
 }
 
 Test(cli_query, device_show_names_its_holders)
 {
-    struct run r = ctl("device", "show", "5CG0QUERY01", NULL);
+    struct th_ctl_run r = ctl("device", "show", "5CG0QUERY01", NULL);
     cr_assert_eq(r.status, 0, "%s", r.err);
-    assert_has(r.out, "Item     mobile_device");
-    assert_has(r.out, "Holder   P0000004 (since ");
+    th_assert_has(r.out, "Item     mobile_device");
+    th_assert_has(r.out, "Holder   P0000004 (since ");
     char *p4 = strstr(r.out, "\nP0000004 "), *p3 = strstr(r.out, "\nP0000003 ");
     cr_assert(p4 && p3 && p4 < p3, "holders not newest first:\n%s", r.out);
-    run_free(&r);
+    th_ctl_run_free(&r);
 
     r = ctl("device", "show", "5CG0QUERY01", "--format", "json", NULL);
     json_error_t jerr;
@@ -397,12 +352,12 @@ Test(cli_query, device_show_names_its_holders)
     cr_assert_str_eq(str(json_array_get(holders, 1), "employee"), "P0000003");
     cr_assert(str(json_array_get(holders, 1), "until") != NULL);
     json_decref(doc);
-    run_free(&r);
+    th_ctl_run_free(&r);
     cr_assert_eq(th_sql_int(&db, "SELECT count(*) FROM access_log WHERE action = "
                                  "'cli.device.show'"),
                  4, "two reads, two people each");
 
     r = ctl("device", "show", "NO-SUCH-DEVICE", NULL);
     cr_assert_eq(r.status, 65);
-    run_free(&r);
+    th_ctl_run_free(&r);
 }
