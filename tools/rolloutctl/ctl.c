@@ -187,6 +187,57 @@ int ctl_usage_error(const char *cmd, const char *fmt, ...)
     return EX_USAGE;
 }
 
+bool ctl_format_arg(const char *cmd, const char *arg, const struct out_formats *formats,
+                    enum out_format *fmt)
+{
+    if (out_parse_format(arg, formats->allowed, fmt))
+        return true;
+    ctl_usage_error(cmd, "--format \"%s\"; use %s", arg, formats->names);
+    return false;
+}
+
+int ctl_format_options(int argc, char **argv, const char *cmd, const char *help,
+                       const struct out_formats *formats, enum out_format *fmt)
+{
+    static const struct option opts[] = {
+        {"help", no_argument, NULL, 'h'}, {"format", required_argument, NULL, 'f'}, {0, 0, 0, 0}};
+    bool first = true;
+    int c;
+    while ((c = ctl_getopt(argc, argv, "h", opts, cmd, &first)) != -1) {
+        switch (c) {
+        case 'h':
+            fputs(help, stdout);
+            return 0;
+        case 'f':
+            if (!ctl_format_arg(cmd, optarg, formats, fmt))
+                return EX_USAGE;
+            break;
+        default:
+            return EX_USAGE;
+        }
+    }
+    return -1;
+}
+
+int ctl_check_known(struct ctl *ctl, const char *cmd, const char *sql, const char *value,
+                    const char *what, const char *hint)
+{
+    if (value == NULL)
+        return 0;
+    int rc;
+    const char *p[] = {value};
+    PGresult *res = ctl_query(ctl, sql, 1, p, cmd, &rc);
+    if (rc)
+        return rc;
+    bool known = PQntuples(res) > 0;
+    PQclear(res);
+    if (!known) {
+        ctl_err("%s: unknown %s \"%s\"%s", cmd, what, value, hint);
+        return EX_DATAERR;
+    }
+    return 0;
+}
+
 int ctl_dispatch(struct ctl *ctl, int argc, char **argv, const struct ctl_command *table,
                  const char *parent, const char *help)
 {

@@ -11,6 +11,7 @@
 #include <sysexits.h>
 
 #include "config.h"
+#include "out.h"
 
 /* Exit status of `verify` when it found differences (not a failure of the tool itself). */
 #define CTL_EXIT_DIFFERENCES 1
@@ -97,6 +98,25 @@ int ctl_getopt(int argc, char **argv, const char *shortopts, const struct option
 
 /* "rolloutctl CMD: message; see `rolloutctl CMD --help`" and EX_USAGE. */
 int ctl_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The value of --format: true with *fmt set when it is one of formats, else false after the
+ * usage error "--format \"ARG\"; use NAMES" (the caller then returns EX_USAGE). */
+bool ctl_format_arg(const char *cmd, const char *arg, const struct out_formats *formats,
+                    enum out_format *fmt);
+
+/* The options of a subcommand that has no option but --help and --format: -1 to go on (*fmt
+ * set when --format was given, optind at the first operand), else the exit status to end with:
+ * 0 after printing help, EX_USAGE after a usage error. */
+int ctl_format_options(int argc, char **argv, const char *cmd, const char *help,
+                       const struct out_formats *formats, enum out_format *fmt);
+
+/* Whether value names a row: 0 when value is NULL or sql ($1 = value) returns a row; else
+ * "rolloutctl: CMD: unknown WHAT \"VALUE\"" followed by hint ("" for none) and EX_DATAERR, or
+ * the exit status of a failed query (reported). */
+int ctl_check_known(struct ctl *ctl, const char *cmd, const char *sql, const char *value,
+                    const char *what, const char *hint);
+#define CTL_SQL_RESSORT_KNOWN "SELECT 1 FROM ressort WHERE code = $1"
+#define CTL_SQL_DIENSTSTELLE_KNOWN "SELECT 1 FROM dienststelle WHERE code = $1"
 
 /* Runs the entry of table named by argv[1] with argv shifted by one ("token create" runs
  * create with argv[0] = "create"); prints help for --help or a missing/unknown name. */

@@ -14,41 +14,16 @@ static const char help[] =
     "every holder over time (from, until). Holders erased with `rolloutctl forget` appear as\n"
     "\"(erased)\". Each person shown is recorded in access_log.\n";
 
-static const char *val(const PGresult *res, int row, int col)
-{
-    return PQgetisnull(res, row, col) ? NULL : PQgetvalue(res, row, col);
-}
-
-static json_t *jstr(const PGresult *res, int row, int col)
-{
-    const char *v = val(res, row, col);
-    return v ? json_string(v) : json_null();
-}
-
 static int device_show(struct ctl *ctl, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"help", no_argument, NULL, 'h'}, {"format", required_argument, NULL, 'f'}, {0, 0, 0, 0}};
     enum out_format fmt = OUT_TEXT;
-    bool first = true;
-    int c;
-    while ((c = ctl_getopt(argc, argv, "h", opts, "device show", &first)) != -1) {
-        switch (c) {
-        case 'h':
-            fputs(help, stdout);
-            return 0;
-        case 'f':
-            if (!out_parse_format(optarg, OUT_ALLOW(OUT_TEXT) | OUT_ALLOW(OUT_JSON), &fmt))
-                return ctl_usage_error("device show", "--format \"%s\"; use text or json", optarg);
-            break;
-        default:
-            return EX_USAGE;
-        }
-    }
+    int rc = ctl_format_options(argc, argv, "device show", help, &out_show_formats, &fmt);
+    if (rc >= 0)
+        return rc;
     if (argc - optind != 1)
         return ctl_usage_error("device show", "expected one serial number");
     const char *serial = argv[optind];
-    int rc = ctl_connect(ctl);
+    rc = ctl_connect(ctl);
     if (rc)
         return rc;
     if ((rc = ctl_exec(ctl, "BEGIN", "device show")) != 0)
@@ -94,26 +69,28 @@ static int device_show(struct ctl *ctl, int argc, char **argv)
         PQclear(hold);
         return ctl_rollback(ctl, rc);
     }
-    const char *holder = val(dev, 0, 4) ? val(dev, 0, 4) : val(dev, 0, 5);
+    const char *holder = out_cell(dev, 0, 4) ? out_cell(dev, 0, 4) : out_cell(dev, 0, 5);
     if (fmt == OUT_JSON) {
         json_t *holders = json_array();
         for (int r = 0; r < PQntuples(hold); r++)
-            json_array_append_new(holders,
-                                  json_pack("{s:o, s:o, s:o}", "employee", jstr(hold, r, 0), "from",
-                                            jstr(hold, r, 1), "until", jstr(hold, r, 2)));
-        json_t *root =
-            json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "serial", jstr(dev, 0, 0), "item",
-                      jstr(dev, 0, 1), "model", jstr(dev, 0, 2), "imei", jstr(dev, 0, 3), "holder",
-                      holder ? json_string(holder) : json_null(), "since", jstr(dev, 0, 6),
-                      "holders", holders);
+            json_array_append_new(holders, json_pack("{s:o, s:o, s:o}", "employee",
+                                                     out_cell_json_string(hold, r, 0), "from",
+                                                     out_cell_json_string(hold, r, 1), "until",
+                                                     out_cell_json_string(hold, r, 2)));
+        json_t *root = json_pack(
+            "{s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "serial", out_cell_json_string(dev, 0, 0),
+            "item", out_cell_json_string(dev, 0, 1), "model", out_cell_json_string(dev, 0, 2),
+            "imei", out_cell_json_string(dev, 0, 3), "holder",
+            holder ? json_string(holder) : json_null(), "since", out_cell_json_string(dev, 0, 6),
+            "holders", holders);
         json_dumpf(root, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         putchar('\n');
         json_decref(root);
     } else {
         printf("Device   %s\n", PQgetvalue(dev, 0, 0));
         printf("Item     %s\n", PQgetvalue(dev, 0, 1));
-        printf("Model    %s\n", val(dev, 0, 2) ? val(dev, 0, 2) : "-");
-        printf("IMEI     %s\n", val(dev, 0, 3) ? val(dev, 0, 3) : "-");
+        printf("Model    %s\n", out_cell(dev, 0, 2) ? out_cell(dev, 0, 2) : "-");
+        printf("IMEI     %s\n", out_cell(dev, 0, 3) ? out_cell(dev, 0, 3) : "-");
         printf("Holder   %s (since %s)\n", holder ? holder : "nobody (in stock)",
                PQgetvalue(dev, 0, 6));
         if (PQntuples(hold) > 0) {

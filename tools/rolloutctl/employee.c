@@ -27,11 +27,6 @@ static void employee_data_free(struct employee_data *d)
     PQclear(d->events);
 }
 
-static const char *val(const PGresult *res, int row, int col)
-{
-    return PQgetisnull(res, row, col) ? NULL : PQgetvalue(res, row, col);
-}
-
 static void print_section(struct ctl *ctl, const char *title, const struct out_column *cols,
                           int ncols, const PGresult *res, int first_col)
 {
@@ -42,7 +37,7 @@ static void print_section(struct ctl *ctl, const char *title, const struct out_c
     for (int r = 0; r < PQntuples(res); r++) {
         const char *v[16];
         for (int i = 0; i < ncols; i++)
-            v[i] = val(res, r, first_col + i);
+            v[i] = out_cell(res, r, first_col + i);
         out_row(&w, v);
     }
     out_end(&w);
@@ -52,7 +47,7 @@ static void print_text(struct ctl *ctl, const struct employee_data *d)
 {
     const PGresult *p = d->person;
     printf("Employee      %s\n", PQgetvalue(p, 0, 1));
-    printf("Name          %s\n", val(p, 0, 2) ? val(p, 0, 2) : "-");
+    printf("Name          %s\n", out_cell(p, 0, 2) ? out_cell(p, 0, 2) : "-");
     printf("Ressort       %s – %s\n", PQgetvalue(p, 0, 6), PQgetvalue(p, 0, 7));
     printf("Dienststelle  %s – %s (%s)\n", PQgetvalue(p, 0, 3), PQgetvalue(p, 0, 4),
            PQgetvalue(p, 0, 5));
@@ -81,35 +76,33 @@ static void print_text(struct ctl *ctl, const struct employee_data *d)
         printf("\nHistory: no events\n");
 }
 
-static json_t *jstr(const PGresult *res, int row, int col)
-{
-    const char *v = val(res, row, col);
-    return v ? json_string(v) : json_null();
-}
-
 static void print_json(const struct employee_data *d)
 {
     const PGresult *p = d->person;
     json_t *items = json_object();
     for (int r = 0; r < PQntuples(d->items); r++)
-        if (val(d->items, r, 1))
+        if (out_cell(d->items, r, 1))
             json_object_set_new(items, PQgetvalue(d->items, r, 0),
-                                json_pack("{s:o, s:o}", "state", jstr(d->items, r, 1), "since",
-                                          jstr(d->items, r, 2)));
+                                json_pack("{s:o, s:o}", "state",
+                                          out_cell_json_string(d->items, r, 1), "since",
+                                          out_cell_json_string(d->items, r, 2)));
     json_t *devices = json_array();
     for (int r = 0; r < PQntuples(d->devices); r++)
-        json_array_append_new(
-            devices, json_pack("{s:o, s:o, s:o, s:o, s:o}", "serial", jstr(d->devices, r, 0),
-                               "item", jstr(d->devices, r, 1), "model", jstr(d->devices, r, 2),
-                               "imei", jstr(d->devices, r, 3), "since", jstr(d->devices, r, 4)));
+        json_array_append_new(devices, json_pack("{s:o, s:o, s:o, s:o, s:o}", "serial",
+                                                 out_cell_json_string(d->devices, r, 0), "item",
+                                                 out_cell_json_string(d->devices, r, 1), "model",
+                                                 out_cell_json_string(d->devices, r, 2), "imei",
+                                                 out_cell_json_string(d->devices, r, 3), "since",
+                                                 out_cell_json_string(d->devices, r, 4)));
     json_t *events = json_array();
     for (int r = 0; r < PQntuples(d->events); r++) {
         json_t *e = json_loads(PQgetvalue(d->events, r, 7), 0, NULL);
         json_array_append_new(events, e ? e : json_null());
     }
-    json_t *root = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "employee", jstr(p, 0, 1),
-                             "name", jstr(p, 0, 2), "ressort", jstr(p, 0, 6), "dienststelle",
-                             jstr(p, 0, 3), "items", items, "devices", devices, "events", events);
+    json_t *root = json_pack(
+        "{s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "employee", out_cell_json_string(p, 0, 1), "name",
+        out_cell_json_string(p, 0, 2), "ressort", out_cell_json_string(p, 0, 6), "dienststelle",
+        out_cell_json_string(p, 0, 3), "items", items, "devices", devices, "events", events);
     json_dumpf(root, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     putchar('\n');
     json_decref(root);
@@ -117,29 +110,14 @@ static void print_json(const struct employee_data *d)
 
 static int employee_show(struct ctl *ctl, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"help", no_argument, NULL, 'h'}, {"format", required_argument, NULL, 'f'}, {0, 0, 0, 0}};
     enum out_format fmt = OUT_TEXT;
-    bool first = true;
-    int c;
-    while ((c = ctl_getopt(argc, argv, "h", opts, "employee show", &first)) != -1) {
-        switch (c) {
-        case 'h':
-            fputs(help, stdout);
-            return 0;
-        case 'f':
-            if (!out_parse_format(optarg, OUT_ALLOW(OUT_TEXT) | OUT_ALLOW(OUT_JSON), &fmt))
-                return ctl_usage_error("employee show", "--format \"%s\"; use text or json",
-                                       optarg);
-            break;
-        default:
-            return EX_USAGE;
-        }
-    }
+    int rc = ctl_format_options(argc, argv, "employee show", help, &out_show_formats, &fmt);
+    if (rc >= 0)
+        return rc;
     if (argc - optind != 1)
         return ctl_usage_error("employee show", "expected one personnel number");
     const char *id = argv[optind];
-    int rc = ctl_connect(ctl);
+    rc = ctl_connect(ctl);
     if (rc)
         return rc;
     if ((rc = ctl_exec(ctl, "BEGIN", "employee show")) != 0)

@@ -84,6 +84,9 @@ static void export_csv_row(void *arg, const PGresult *row)
     out_row_pg(arg, row, 0);
 }
 
+static const struct out_formats export_formats = {OUT_ALLOW(OUT_NDJSON) | OUT_ALLOW(OUT_CSV),
+                                                  "ndjson or csv"};
+
 static int events_export(struct ctl *ctl, int argc, char **argv)
 {
     static const struct option opts[] = {{"help", no_argument, NULL, 'h'},
@@ -110,9 +113,8 @@ static int events_export(struct ctl *ctl, int argc, char **argv)
             break;
         }
         case 'f':
-            if (!out_parse_format(optarg, OUT_ALLOW(OUT_NDJSON) | OUT_ALLOW(OUT_CSV), &fmt))
-                return ctl_usage_error("events export", "--format \"%s\"; use ndjson or csv",
-                                       optarg);
+            if (!ctl_format_arg("events export", optarg, &export_formats, &fmt))
+                return EX_USAGE;
             break;
         default:
             return EX_USAGE;

@@ -27,6 +27,22 @@ const char *out_format_name(enum out_format f)
     return format_names[f];
 }
 
+const struct out_formats out_listing_formats = {
+    OUT_ALLOW(OUT_TABLE) | OUT_ALLOW(OUT_CSV) | OUT_ALLOW(OUT_JSON), "table, csv or json"};
+const struct out_formats out_show_formats = {OUT_ALLOW(OUT_TEXT) | OUT_ALLOW(OUT_JSON),
+                                             "text or json"};
+
+const char *out_cell(const PGresult *res, int row, int col)
+{
+    return PQgetisnull(res, row, col) ? NULL : PQgetvalue(res, row, col);
+}
+
+json_t *out_cell_json_string(const PGresult *res, int row, int col)
+{
+    const char *v = out_cell(res, row, col);
+    return v ? json_string(v) : json_null();
+}
+
 void out_csv_field(FILE *f, const char *s)
 {
     if (s == NULL)

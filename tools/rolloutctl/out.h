@@ -5,6 +5,7 @@
 #ifndef ROLLOUTCTL_OUT_H
 #define ROLLOUTCTL_OUT_H
 
+#include <jansson.h>
 #include <libpq-fe.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -49,6 +50,21 @@ struct out_writer {
 /* Parses "table", "csv", "json", "ndjson", "text" if allowed (a mask of OUT_ALLOW bits). */
 bool out_parse_format(const char *s, unsigned allowed, enum out_format *out);
 const char *out_format_name(enum out_format f);
+
+/* The formats a command offers, and how its usage error names them. */
+struct out_formats {
+    unsigned allowed;  /* OUT_ALLOW bits */
+    const char *names; /* "table, csv or json" */
+};
+/* table, csv or json: the listings (search, progress, targets list, token list) */
+extern const struct out_formats out_listing_formats;
+/* text or json: a command's own layout or JSON (employee show, device show) */
+extern const struct out_formats out_show_formats;
+
+/* A cell of a result as text, NULL for SQL NULL. */
+const char *out_cell(const PGresult *res, int row, int col);
+/* A cell of a result as a JSON string, JSON null for SQL NULL (a new reference). */
+json_t *out_cell_json_string(const PGresult *res, int row, int col);
 
 void out_begin(struct out_writer *w, FILE *f, enum out_format fmt, const struct out_column *cols,
                int ncols, bool buffered, bool color);

@@ -135,21 +135,10 @@ static char *config_defaults_json(const struct ctl *ctl)
     return text;
 }
 
-static const char *val(const PGresult *res, int row, int col)
-{
-    return PQgetisnull(res, row, col) ? NULL : PQgetvalue(res, row, col);
-}
-
 static json_t *jint(const PGresult *res, int row, int col)
 {
-    const char *v = val(res, row, col);
+    const char *v = out_cell(res, row, col);
     return v ? json_integer(strtoll(v, NULL, 10)) : json_null();
-}
-
-static json_t *jstr(const PGresult *res, int row, int col)
-{
-    const char *v = val(res, row, col);
-    return v ? json_string(v) : json_null();
 }
 
 static void print_json(const PGresult *res, const char *ressort, const char *dienststelle)
@@ -161,22 +150,23 @@ static void print_json(const PGresult *res, const char *ressort, const char *die
                       "ordered", jint(res, r, P_ORDERED), "delivered", jint(res, r, P_DELIVERED),
                       "active", jint(res, r, P_ACTIVE), "returned", jint(res, r, P_RETURNED),
                       "cancelled", jint(res, r, P_CANCELLED));
-        const char *ratio = val(res, r, P_RATIO), *on = val(res, r, P_ON_TRACK);
+        const char *ratio = out_cell(res, r, P_RATIO), *on = out_cell(res, r, P_ON_TRACK);
         json_t *item = json_pack(
             "{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "item",
-            jstr(res, r, P_ITEM), "title", jstr(res, r, P_TITLE), "recommendation",
-            jstr(res, r, P_RECOMMENDATION), "target", jint(res, r, P_TARGET), "target_source",
-            jstr(res, r, P_SOURCE), "deadline", jstr(res, r, P_DEADLINE), "counts", counts, "done",
+            out_cell_json_string(res, r, P_ITEM), "title", out_cell_json_string(res, r, P_TITLE),
+            "recommendation", out_cell_json_string(res, r, P_RECOMMENDATION), "target",
+            jint(res, r, P_TARGET), "target_source", out_cell_json_string(res, r, P_SOURCE),
+            "deadline", out_cell_json_string(res, r, P_DEADLINE), "counts", counts, "done",
             jint(res, r, P_DONE), "ratio", ratio ? json_real(strtod(ratio, NULL)) : json_null(),
-            "rate_7d", jint(res, r, P_RATE), "forecast", jstr(res, r, P_FORECAST), "on_track",
-            on ? json_boolean(strcmp(on, "t") == 0) : json_null());
+            "rate_7d", jint(res, r, P_RATE), "forecast", out_cell_json_string(res, r, P_FORECAST),
+            "on_track", on ? json_boolean(strcmp(on, "t") == 0) : json_null());
         json_array_append_new(items, item);
     }
-    json_t *root =
-        json_pack("{s:{s:o, s:o}, s:o, s:o}", "scope", "ressort",
-                  ressort ? json_string(ressort) : json_null(), "dienststelle",
-                  dienststelle ? json_string(dienststelle) : json_null(), "generated_at",
-                  PQntuples(res) ? jstr(res, 0, P_GENERATED) : json_null(), "items", items);
+    json_t *root = json_pack(
+        "{s:{s:o, s:o}, s:o, s:o}", "scope", "ressort",
+        ressort ? json_string(ressort) : json_null(), "dienststelle",
+        dienststelle ? json_string(dienststelle) : json_null(), "generated_at",
+        PQntuples(res) ? out_cell_json_string(res, 0, P_GENERATED) : json_null(), "items", items);
     json_dumpf(root, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
     putchar('\n');
     json_decref(root);
@@ -195,7 +185,7 @@ static void print_csv(const PGresult *res)
         for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++) {
             if (i)
                 putchar(',');
-            const char *v = val(res, r, cols[i]);
+            const char *v = out_cell(res, r, cols[i]);
             if (cols[i] == P_ON_TRACK && v)
                 v = strcmp(v, "t") == 0 ? "true" : "false";
             out_csv_field(stdout, v);
@@ -218,8 +208,8 @@ static void print_table(struct ctl *ctl, const PGresult *res, const char *ressor
         printf(", %s", PQgetvalue(res, 0, P_GENERATED));
     printf("\n\n");
     for (int r = 0; r < PQntuples(res); r++) {
-        const char *target = val(res, r, P_TARGET), *ratio = val(res, r, P_RATIO);
-        const char *on = val(res, r, P_ON_TRACK), *forecast = val(res, r, P_FORECAST);
+        const char *target = out_cell(res, r, P_TARGET), *ratio = out_cell(res, r, P_RATIO);
+        const char *on = out_cell(res, r, P_ON_TRACK), *forecast = out_cell(res, r, P_FORECAST);
         double q = ratio ? strtod(ratio, NULL) : 0;
         printf("%s%-18s%s %7s / %-7s %5.1f%%", bold, PQgetvalue(res, r, P_ITEM), reset,
                PQgetvalue(res, r, P_DONE), target, q * 100);
@@ -235,7 +225,7 @@ static void print_table(struct ctl *ctl, const PGresult *res, const char *ressor
         if (has_target)
             printf("    target %s (%s), deadline %s; 7-day rate %s, forecast %s\n", target,
                    PQgetvalue(res, r, P_SOURCE),
-                   val(res, r, P_DEADLINE) ? val(res, r, P_DEADLINE) : "none",
+                   out_cell(res, r, P_DEADLINE) ? out_cell(res, r, P_DEADLINE) : "none",
                    PQgetvalue(res, r, P_RATE),
                    forecast ? forecast : "none (not enough net completions in the last 7 days)");
         else
@@ -272,10 +262,8 @@ int cmd_progress(struct ctl *ctl, int argc, char **argv)
             dienststelle = optarg;
             break;
         case 'f':
-            if (!out_parse_format(
-                    optarg, OUT_ALLOW(OUT_TABLE) | OUT_ALLOW(OUT_CSV) | OUT_ALLOW(OUT_JSON), &fmt))
-                return ctl_usage_error("progress", "--format \"%s\"; use table, csv or json",
-                                       optarg);
+            if (!ctl_format_arg("progress", optarg, &out_listing_formats, &fmt))
+                return EX_USAGE;
             break;
         default:
             return EX_USAGE;
@@ -311,16 +299,8 @@ int cmd_progress(struct ctl *ctl, int argc, char **argv)
             return ctl_rollback(ctl, EX_DATAERR);
         }
     } else if (ressort) {
-        const char *p[] = {ressort};
-        res = ctl_query(ctl, "SELECT code FROM ressort WHERE code = $1", 1, p, "progress", &rc);
-        if (rc)
+        if ((rc = ctl_check_known(ctl, "progress", CTL_SQL_RESSORT_KNOWN, ressort, "Ressort", "")))
             return ctl_rollback(ctl, rc);
-        bool known = PQntuples(res) == 1;
-        PQclear(res);
-        if (!known) {
-            ctl_err("progress: unknown Ressort \"%s\"", ressort);
-            return ctl_rollback(ctl, EX_DATAERR);
-        }
         scope_ressort = ctl_xstrdup(ressort);
     }
     char *defaults = config_defaults_json(ctl);

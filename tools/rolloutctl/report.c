@@ -43,19 +43,9 @@ int cmd_report(struct ctl *ctl, int argc, char **argv)
     int rc = ctl_connect(ctl);
     if (rc)
         return rc;
+    if ((rc = ctl_check_known(ctl, "report", CTL_SQL_RESSORT_KNOWN, ressort, "Ressort", "")))
+        return rc;
     const char *p[] = {ressort};
-    if (ressort) {
-        PGresult *res =
-            ctl_query(ctl, "SELECT 1 FROM ressort WHERE code = $1", 1, p, "report", &rc);
-        if (rc)
-            return rc;
-        bool known = PQntuples(res) == 1;
-        PQclear(res);
-        if (!known) {
-            ctl_err("report: unknown Ressort \"%s\"", ressort);
-            return EX_DATAERR;
-        }
-    }
     static const struct out_column cols[] = {
         {"ressort", OUT_T_TEXT, 0},  {"dienststelle", OUT_T_TEXT, 0}, {"item", OUT_T_TEXT, 0},
         {"planned", OUT_T_INT, 0},   {"ordered", OUT_T_INT, 0},       {"delivered", OUT_T_INT, 0},

@@ -34,24 +34,6 @@ static void search_row(void *arg, const PGresult *row)
     out_row_pg(&s->w, row, 0);
 }
 
-static int check_known(struct ctl *ctl, const char *sql, const char *value, const char *what)
-{
-    if (value == NULL)
-        return 0;
-    int rc;
-    const char *p[] = {value};
-    PGresult *res = ctl_query(ctl, sql, 1, p, "search", &rc);
-    if (rc)
-        return rc;
-    bool known = PQntuples(res) > 0;
-    PQclear(res);
-    if (!known) {
-        ctl_err("search: unknown %s \"%s\"", what, value);
-        return EX_DATAERR;
-    }
-    return 0;
-}
-
 int cmd_search(struct ctl *ctl, int argc, char **argv)
 {
     static const struct option opts[] = {{"help", no_argument, NULL, 'h'},
@@ -89,9 +71,8 @@ int cmd_search(struct ctl *ctl, int argc, char **argv)
             negate = c == 'n';
             break;
         case 'f':
-            if (!out_parse_format(
-                    optarg, OUT_ALLOW(OUT_TABLE) | OUT_ALLOW(OUT_CSV) | OUT_ALLOW(OUT_JSON), &fmt))
-                return ctl_usage_error("search", "--format \"%s\"; use table, csv or json", optarg);
+            if (!ctl_format_arg("search", optarg, &out_listing_formats, &fmt))
+                return EX_USAGE;
             break;
         default:
             return EX_USAGE;
@@ -158,9 +139,9 @@ int cmd_search(struct ctl *ctl, int argc, char **argv)
     int rc = ctl_connect(ctl);
     if (rc)
         return rc;
-    if ((rc = check_known(ctl, "SELECT 1 FROM ressort WHERE code = $1", ressort, "Ressort")) ||
-        (rc = check_known(ctl, "SELECT 1 FROM dienststelle WHERE code = $1", dienststelle,
-                          "Dienststelle")))
+    if ((rc = ctl_check_known(ctl, "search", CTL_SQL_RESSORT_KNOWN, ressort, "Ressort", "")) ||
+        (rc = ctl_check_known(ctl, "search", CTL_SQL_DIENSTSTELLE_KNOWN, dienststelle,
+                              "Dienststelle", "")))
         return rc;
 
     static const struct out_column cols[] = {

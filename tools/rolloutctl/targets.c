@@ -20,29 +20,13 @@ static const char help[] =
 
 static int targets_list(struct ctl *ctl, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"help", no_argument, NULL, 'h'}, {"format", required_argument, NULL, 'f'}, {0, 0, 0, 0}};
     enum out_format fmt = OUT_TABLE;
-    bool first = true;
-    int c;
-    while ((c = ctl_getopt(argc, argv, "h", opts, "targets list", &first)) != -1) {
-        switch (c) {
-        case 'h':
-            fputs(help, stdout);
-            return 0;
-        case 'f':
-            if (!out_parse_format(
-                    optarg, OUT_ALLOW(OUT_TABLE) | OUT_ALLOW(OUT_CSV) | OUT_ALLOW(OUT_JSON), &fmt))
-                return ctl_usage_error("targets list", "--format \"%s\"; use table, csv or json",
-                                       optarg);
-            break;
-        default:
-            return EX_USAGE;
-        }
-    }
+    int rc = ctl_format_options(argc, argv, "targets list", help, &out_listing_formats, &fmt);
+    if (rc >= 0)
+        return rc;
     if (optind < argc)
         return ctl_usage_error("targets list", "unexpected argument \"%s\"", argv[optind]);
-    int rc = ctl_connect(ctl);
+    rc = ctl_connect(ctl);
     if (rc)
         return rc;
     PGresult *res = ctl_query(ctl,
@@ -114,28 +98,16 @@ static int targets_set(struct ctl *ctl, int argc, char **argv)
         return rc;
     if ((rc = ctl_exec(ctl, "BEGIN", "targets set")) != 0)
         return rc;
-    PGresult *res;
-    if (ressort) {
-        const char *p[] = {ressort};
-        res = ctl_query(ctl, "SELECT 1 FROM ressort WHERE code = $1", 1, p, "targets set", &rc);
-        if (rc)
-            return ctl_rollback(ctl, rc);
-        bool known = PQntuples(res) == 1;
-        PQclear(res);
-        if (!known) {
-            ctl_err("targets set: unknown Ressort \"%s\"; `rolloutctl import ressorts` loads "
-                    "them",
-                    ressort);
-            return ctl_rollback(ctl, EX_DATAERR);
-        }
-    }
+    if ((rc = ctl_check_known(ctl, "targets set", CTL_SQL_RESSORT_KNOWN, ressort, "Ressort",
+                              "; `rolloutctl import ressorts` loads them")))
+        return ctl_rollback(ctl, rc);
     const char *p[] = {item_key, ressort, count, deadline};
-    res = ctl_query(ctl,
-                    "INSERT INTO target AS t (item, ressort, target, deadline)"
-                    " VALUES ($1, $2, $3, $4::date) ON CONFLICT (item, ressort) DO UPDATE"
-                    " SET target = excluded.target, deadline = excluded.deadline,"
-                    " updated_at = now()",
-                    4, p, "targets set", &rc);
+    PGresult *res = ctl_query(ctl,
+                              "INSERT INTO target AS t (item, ressort, target, deadline)"
+                              " VALUES ($1, $2, $3, $4::date) ON CONFLICT (item, ressort) DO UPDATE"
+                              " SET target = excluded.target, deadline = excluded.deadline,"
+                              " updated_at = now()",
+                              4, p, "targets set", &rc);
     PQclear(res);
     /* Running daemons re-read their figures on this notification; the payload "frame" says
      * that targets, offices or headcounts changed, not only counts. */

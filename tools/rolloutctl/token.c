@@ -182,29 +182,13 @@ static int token_create(struct ctl *ctl, int argc, char **argv)
 
 static int token_list(struct ctl *ctl, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"help", no_argument, NULL, 'h'}, {"format", required_argument, NULL, 'f'}, {0, 0, 0, 0}};
     enum out_format fmt = OUT_TABLE;
-    bool first = true;
-    int c;
-    while ((c = ctl_getopt(argc, argv, "h", opts, "token list", &first)) != -1) {
-        switch (c) {
-        case 'h':
-            fputs(help, stdout);
-            return 0;
-        case 'f':
-            if (!out_parse_format(
-                    optarg, OUT_ALLOW(OUT_TABLE) | OUT_ALLOW(OUT_CSV) | OUT_ALLOW(OUT_JSON), &fmt))
-                return ctl_usage_error("token list", "--format \"%s\"; use table, csv or json",
-                                       optarg);
-            break;
-        default:
-            return EX_USAGE;
-        }
-    }
+    int rc = ctl_format_options(argc, argv, "token list", help, &out_listing_formats, &fmt);
+    if (rc >= 0)
+        return rc;
     if (optind < argc)
         return ctl_usage_error("token list", "unexpected argument \"%s\"", argv[optind]);
-    int rc = ctl_connect(ctl);
+    rc = ctl_connect(ctl);
     if (rc)
         return rc;
     /* JSON gets the Ressorts as an array, the other formats as "HMdF,HMdJ" */
