@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "harness_cli.h"
 #include "harness_load.h"
 #include "harness_pg.h"
 
@@ -59,6 +60,25 @@ Test(failover, rolloutd_follows_a_promoted_standby_and_loses_nothing, .timeout =
     sql(db.conn, "ALTER SYSTEM SET synchronous_standby_names = 'standby1'");
     sql(db.conn, "SELECT pg_reload_conf()");
     wait_sync_standby(db.conn);
+
+    /* reports and exports may read from the standby (rolloutctl --replica) */
+    char on_standby[512];
+    th_pg_conninfo(&standby, "rollout_private", "rolloutctl", on_standby, sizeof on_standby);
+    PQclear(th_sql(&db, "SELECT 1", 0, NULL)); /* synchronous: the fixture is on the standby */
+    struct th_ctl_run from_primary = th_ctl("--db", db.conninfo_admin, "progress", "--format",
+                                            "csv", NULL);
+    struct th_ctl_run from_standby = th_ctl("--db", db.conninfo_admin, "--replica", on_standby,
+                                            "progress", "--format", "csv", NULL);
+    cr_assert_eq(from_standby.status, 0, "progress --replica: %s", from_standby.err);
+    cr_assert_str_eq(from_standby.out, from_primary.out,
+                     "the standby's figures differ from the primary's");
+    th_ctl_run_free(&from_primary);
+    th_ctl_run_free(&from_standby);
+    struct th_ctl_run report = th_ctl("--db", db.conninfo_admin, "--replica", on_standby, "report",
+                                      NULL);
+    cr_assert_eq(report.status, 0, "report --replica: %s", report.err);
+    cr_assert(strstr(report.out, "HMdF,FIN-WI-01,mobile_device") != NULL, "%s", report.out);
+    th_ctl_run_free(&report);
 
     /* both hosts in one conninfo: libpq tries them in order and keeps the writable one */
     char extra[1024];

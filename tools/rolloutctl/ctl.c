@@ -74,6 +74,26 @@ int ctl_connect(struct ctl *ctl)
     return 0;
 }
 
+int ctl_connect_read(struct ctl *ctl)
+{
+    if (ctl->replica_conninfo == NULL || ctl->conn != NULL)
+        return ctl_connect(ctl);
+    char err[PGUTIL_ERROR_MAX];
+    ctl->conn = pgutil_connect(ctl->replica_conninfo, "rolloutctl", err);
+    if (ctl->conn == NULL) {
+        ctl_err("cannot connect to the replica (--replica): %s", err);
+        return EX_UNAVAILABLE;
+    }
+    /* a report must never write, even when --replica names the primary by mistake */
+    PGresult *res = PQexec(ctl->conn, "SET default_transaction_read_only = on");
+    PQclear(res);
+    if (getenv("PGTZ") == NULL) {
+        res = PQexec(ctl->conn, "SET TimeZone = 'Europe/Berlin'");
+        PQclear(res);
+    }
+    return 0;
+}
+
 int ctl_db_fail(struct ctl *ctl, const PGresult *res, const char *what)
 {
     char msg[PGUTIL_ERROR_MAX];

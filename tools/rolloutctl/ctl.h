@@ -19,6 +19,7 @@
 struct ctl {
     const char *config_path; /* --config FILE, or NULL */
     const char *db_conninfo; /* --db CONNINFO, or NULL */
+    const char *replica_conninfo; /* --replica CONNINFO: read-only commands go there, or NULL */
     const char *schema_dir;  /* --schema-dir DIR, or the built-in ROLLOUT_SCHEMA_DIR */
     bool have_config;        /* cfg was loaded from config_path */
     struct rollout_config cfg;
@@ -67,6 +68,9 @@ void ctl_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * database.admin_conninfo (database.conninfo when empty), else the PG* environment variables.
  * Returns 0, or EX_UNAVAILABLE after printing libpq's message. */
 int ctl_connect(struct ctl *ctl);
+/* For commands that only read (report, progress, search, events export): the standby given
+ * with --replica when there is one (read-only), else the same as ctl_connect. */
+int ctl_connect_read(struct ctl *ctl);
 
 /* Reports a failed statement ("rolloutctl: what: message") and maps it to an exit status:
  * EX_UNAVAILABLE when the connection is gone, EX_NOPERM when the role may not do it,

@@ -122,7 +122,7 @@ static int events_export(struct ctl *ctl, int argc, char **argv)
     }
     if (optind < argc)
         return ctl_usage_error("events export", "unexpected argument \"%s\"", argv[optind]);
-    int rc = ctl_connect(ctl);
+    int rc = ctl_connect_read(ctl);
     if (rc)
         return rc;
     const char *p[] = {since};

@@ -27,7 +27,7 @@ static const struct ctl_command commands[] = {
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: rolloutctl [--config FILE | --db CONNINFO] [--schema-dir DIR] COMMAND "
+            "usage: rolloutctl [--config FILE | --db CONNINFO] [--replica CONNINFO] [--schema-dir DIR] COMMAND "
             "[ARGS...]\n\n"
             "The admins' tool for the rollout inventory (rolloutd %s).\n\n"
             "Commands:\n",
@@ -40,6 +40,8 @@ static void usage(FILE *f)
             "                     database.admin_conninfo, or database.conninfo when empty\n"
             "  --db CONNINFO      a libpq connection string (overrides --config's)\n"
             "                     without either: the PGHOST, PGDATABASE, ... variables\n"
+            "  --replica CONNINFO a read-only standby for report, progress, search and\n"
+            "                     events export (everything else uses the primary)\n"
             "  --schema-dir DIR   where the migrations are (default %s)\n"
             "  --version          print the version and exit\n\n"
             "`rolloutctl COMMAND --help` describes each command.\n"
@@ -58,6 +60,7 @@ static int take_global_options(struct ctl *ctl, int argc, char **argv)
     } globals[] = {
         {"--config", offsetof(struct ctl, config_path)},
         {"--db", offsetof(struct ctl, db_conninfo)},
+        {"--replica", offsetof(struct ctl, replica_conninfo)},
         {"--schema-dir", offsetof(struct ctl, schema_dir)},
     };
     int out = 1;

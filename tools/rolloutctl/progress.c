@@ -271,7 +271,7 @@ int cmd_progress(struct ctl *ctl, int argc, char **argv)
     }
     if (optind < argc)
         return ctl_usage_error("progress", "unexpected argument \"%s\"", argv[optind]);
-    int rc = ctl_connect(ctl);
+    int rc = ctl_connect_read(ctl);
     if (rc)
         return rc;
     /* one snapshot for the scope check and the figures */

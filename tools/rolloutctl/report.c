@@ -40,7 +40,7 @@ int cmd_report(struct ctl *ctl, int argc, char **argv)
     }
     if (optind < argc)
         return ctl_usage_error("report", "unexpected argument \"%s\"", argv[optind]);
-    int rc = ctl_connect(ctl);
+    int rc = ctl_connect_read(ctl);
     if (rc)
         return rc;
     if ((rc = ctl_check_known(ctl, "report", CTL_SQL_RESSORT_KNOWN, ressort, "Ressort", "")))

@@ -136,7 +136,7 @@ int cmd_search(struct ctl *ctl, int argc, char **argv)
              "%s ORDER BY e.personnel_number",
              where);
 
-    int rc = ctl_connect(ctl);
+    int rc = ctl_connect_read(ctl);
     if (rc)
         return rc;
     if ((rc = ctl_check_known(ctl, "search", CTL_SQL_RESSORT_KNOWN, ressort, "Ressort", "")) ||
