@@ -148,7 +148,12 @@ CREATE TABLE progress_counter (
     shard smallint NOT NULL CHECK (shard BETWEEN 0 AND 63),
     n bigint NOT NULL,
     PRIMARY KEY (dienststelle, item, state, shard)
-);
+)
+-- Updated in place hundreds of times a second: room in every page keeps the updates HOT (no
+-- new index entries, pruned on the page), and vacuum comes by often; without this the table
+-- bloats to megabytes of dead rows and every snapshot read scans them.
+WITH (fillfactor = 20, autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 2000,
+      autovacuum_vacuum_cost_delay = 0);
 
 -- Net completions (entered active minus left active) per day of occurrence (Europe/Berlin),
 -- office and item: the 7-day rate, the forecast and the burn-up chart read only this.
@@ -159,7 +164,9 @@ CREATE TABLE daily_done (
     shard smallint NOT NULL CHECK (shard BETWEEN 0 AND 63),
     n bigint NOT NULL,
     PRIMARY KEY (day, dienststelle, item, shard)
-);
+)
+WITH (fillfactor = 50, autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 2000,
+      autovacuum_vacuum_cost_delay = 0);
 
 -- Employees per office, for targets shared out pro rata by headcount.
 CREATE VIEW dienststelle_headcount AS

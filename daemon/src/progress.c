@@ -83,6 +83,8 @@ struct progress {
     struct frame next_frame;
     struct event *counts_timer, *frame_timer, *history_timer;
     bool counts_timer_armed;
+    struct timespec counts_started;
+    int counts_last_ms; /* how long the last counts read took */
     struct counts_buf cbuf;
     unsigned frame_gen; /* bumped whenever a new frame is swapped in */
     unsigned version;   /* bumped whenever any figure may have changed */
@@ -385,6 +387,10 @@ static void counts_done(struct db_job *job, enum db_job_outcome outcome, const c
     struct progress *ps = job->arg;
     struct counts_buf *cb = &ps->cbuf;
     ps->counts_busy = false;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    ps->counts_last_ms = (int)((now.tv_sec - ps->counts_started.tv_sec) * 1000 +
+                               (now.tv_nsec - ps->counts_started.tv_nsec) / 1000000);
     if (outcome != DB_JOB_OK || ps->result_no != 3 || cb->frame_gen != ps->frame_gen) {
         if (outcome == DB_JOB_FAILED)
             log_error("cannot read the progress counts: %s", error ? error : "");
@@ -435,10 +441,12 @@ static void counts_load(struct progress *ps)
                                      .on_result = counts_result,
                                      .on_done = counts_done,
                                      .arg = ps};
-    if (db_pool_submit(ps->pool, &ps->counts_job))
+    if (db_pool_submit(ps->pool, &ps->counts_job)) {
         ps->counts_busy = true;
-    else
+        clock_gettime(CLOCK_MONOTONIC, &ps->counts_started);
+    } else {
         ps->counts_dirty = true;
+    }
 }
 
 static void counts_tick(evutil_socket_t fd, short what, void *arg)
@@ -449,13 +457,18 @@ static void counts_tick(evutil_socket_t fd, short what, void *arg)
         counts_load(ps);
 }
 
-/* At most one read per refresh interval: a burst of commits costs one query. */
+/* At most one read per refresh interval: a burst of commits costs one query. And never more
+ * than a quarter of one connection's time: when a read gets slow (a large or bloated counter
+ * table), the interval stretches to four times its duration. */
 static void schedule_counts(struct progress *ps)
 {
     if (ps->counts_timer_armed)
         return;
     ps->counts_timer_armed = true;
-    struct timeval tv = {ps->refresh_ms / 1000, (ps->refresh_ms % 1000) * 1000};
+    int ms = ps->refresh_ms;
+    if (ms < 4 * ps->counts_last_ms)
+        ms = 4 * ps->counts_last_ms;
+    struct timeval tv = {ms / 1000, (suseconds_t)(ms % 1000) * 1000};
     evtimer_add(ps->counts_timer, &tv);
 }
 
