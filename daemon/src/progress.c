@@ -157,6 +157,8 @@ static int cmp_office(const void *key, const void *elem)
 
 static int find_office(const struct frame *f, const char *code)
 {
+    if (f->noffices == 0) /* the first frame has nothing to search (and no array) */
+        return -1;
     const struct office *o = bsearch(code, f->offices, (size_t)f->noffices, sizeof *f->offices,
                                      cmp_office);
     return o ? (int)(o - f->offices) : -1;
