@@ -436,11 +436,7 @@ RETURNS TABLE (
     i integer, result text, code text, message text, field text, status integer,
     employee text, item text, state text, previous_state text, applied boolean
 )
--- plan_cache_mode: a cached generic plan made while the event log was small keeps scanning
--- the whole log for duplicates once it has grown (the benchmark saw exactly that); planning
--- each group afresh costs ~30 us and always uses the event_id index.
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
-SET plan_cache_mode = force_custom_plan AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 #variable_conflict use_column
 DECLARE
     v_shard smallint := (pg_backend_pid() % 64)::smallint;
@@ -470,11 +466,15 @@ BEGIN
                em.id AS emp_id, em.dienststelle AS dst, ds.ressort AS ressort,
                s.state AS cur, s.since AS cur_since,
                (s.since IS NULL OR ev.occurred_at >= s.since) AS app
+          -- LATERAL lookups: one index probe per event whatever the tables' sizes were when
+          -- the plan was cached (a cached hash join made on a small event log would scan the
+          -- whole log on every group once it has grown)
           FROM ev
-          LEFT JOIN event o ON o.event_id = ev.event_id
-          LEFT JOIN employee em ON em.personnel_number = ev.employee
-          LEFT JOIN dienststelle ds ON ds.code = em.dienststelle
-          LEFT JOIN item_state s ON s.employee_id = em.id AND s.item = ev.item
+          LEFT JOIN LATERAL (SELECT * FROM event x WHERE x.event_id = ev.event_id) o ON true
+          LEFT JOIN LATERAL (SELECT * FROM employee x WHERE x.personnel_number = ev.employee) em ON true
+          LEFT JOIN LATERAL (SELECT * FROM dienststelle x WHERE x.code = em.dienststelle) ds ON true
+          LEFT JOIN LATERAL (SELECT * FROM item_state x
+                              WHERE x.employee_id = em.id AND x.item = ev.item) s ON true
     ), c AS (
         SELECT d.*,
                CASE
