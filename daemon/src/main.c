@@ -186,7 +186,7 @@ static void on_notify(const char *channel, const char *payload, void *arg)
 static void on_commit(void *arg, int created)
 {
     struct daemon *d = arg;
-    progress_changed(d->progress);
+    progress_committed(d->progress);
 }
 
 /* ---- signals and shutdown --------------------------------------------------------------- */
@@ -206,14 +206,16 @@ static void on_shutdown_tick(evutil_socket_t fd, short what, void *arg)
      * to arrive, nothing waits for the database */
     bool idle = !api_listening(d->api) && since(&d->drain_started) >= DRAIN_MIN_S &&
                 api_waiting(d->api) == 0 && ingest_queue_depth(d->ingest) == 0 &&
-                ingest_inflight(d->ingest) == 0;
+                ingest_inflight(d->ingest) == 0 &&
+                /* the other instances heard of our last commits (unless the database is gone) */
+                (!progress_notify_pending(d->progress) || !db_pool_ready(d->pool));
     double limit = d->cfg.http_request_deadline_ms / 1000.0 + 1.0;
     if (!idle && since(&d->drain_started) < limit) {
         struct timeval tv = {0, SHUTDOWN_TICK_MS * 1000};
         evtimer_add(d->shutdown_timer, &tv);
         return;
     }
-    if (!idle) {
+    if (!idle && api_waiting(d->api) > 0) {
         log_warn("shutdown: %d requests still waiting after %.0f s; answering them with 503",
                  api_waiting(d->api), limit);
         api_fail_waiting(d->api);

@@ -79,6 +79,8 @@ struct progress {
     struct db_job frame_job, counts_job, history_job;
     bool frame_busy, counts_busy, history_busy;
     bool counts_dirty, history_dirty, frame_dirty;
+    bool notify_pending;  /* our commits since the last NOTIFY to the other instances */
+    bool counts_notifies; /* the running counts job carries that NOTIFY */
     int result_no; /* which statement's result of the running job */
     struct frame next_frame;
     struct event *counts_timer, *frame_timer, *history_timer;
@@ -339,6 +341,16 @@ static bool counts_send(struct db_job *job, PGconn *conn)
     for (size_t i = 0; i < sizeof counts_sql / sizeof counts_sql[0]; i++)
         if (PQsendQueryParams(conn, counts_sql[i], 0, NULL, NULL, NULL, NULL, 0) != 1)
             return false;
+    /* Tells every instance (this one too) that counts changed: one NOTIFY per read, not one
+     * per group commit. A transaction that notifies holds PostgreSQL's notify lock until its
+     * commit is flushed, so a NOTIFY in each group commit made the pool's commits wait for one
+     * another. This read commits nothing, so the lock is held only for a moment. */
+    ps->counts_notifies = ps->notify_pending;
+    ps->notify_pending = false;
+    if (ps->counts_notifies &&
+        PQsendQueryParams(conn, "SELECT pg_notify('rollout_progress', '')", 0, NULL, NULL, NULL,
+                          NULL, 0) != 1)
+        return false;
     return true;
 }
 
@@ -393,7 +405,10 @@ static void counts_done(struct db_job *job, enum db_job_outcome outcome, const c
     clock_gettime(CLOCK_MONOTONIC, &now);
     ps->counts_last_ms = (int)((now.tv_sec - ps->counts_started.tv_sec) * 1000 +
                                (now.tv_nsec - ps->counts_started.tv_nsec) / 1000000);
-    if (outcome != DB_JOB_OK || ps->result_no != 3 || cb->frame_gen != ps->frame_gen) {
+    int expected = 3 + (ps->counts_notifies ? 1 : 0);
+    if (outcome != DB_JOB_OK || ps->result_no != expected)
+        ps->notify_pending |= ps->counts_notifies; /* not sent: with the next read */
+    if (outcome != DB_JOB_OK || ps->result_no != expected || cb->frame_gen != ps->frame_gen) {
         if (outcome == DB_JOB_FAILED)
             log_error("cannot read the progress counts: %s", error ? error : "");
         ps->counts_dirty = true;
@@ -603,6 +618,17 @@ struct progress *progress_new(struct event_base *base, struct db_pool *pool,
 void progress_start(struct progress *ps)
 {
     frame_tick(-1, 0, ps);
+}
+
+bool progress_notify_pending(const struct progress *ps)
+{
+    return ps->notify_pending || (ps->counts_busy && ps->counts_notifies);
+}
+
+void progress_committed(struct progress *ps)
+{
+    ps->notify_pending = true;
+    progress_changed(ps);
 }
 
 void progress_changed(struct progress *ps)

@@ -44,8 +44,12 @@ struct progress_item_figures {
 struct progress *progress_new(struct event_base *base, struct db_pool *pool,
                               const struct rollout_config *cfg);
 void progress_start(struct progress *ps);
-/* Our own commit or another instance's NOTIFY: re-read the counts soon. */
+/* Another instance's NOTIFY: re-read the counts soon. */
 void progress_changed(struct progress *ps);
+/* Our own commit: re-read the counts soon, and NOTIFY the other instances with that read. */
+void progress_committed(struct progress *ps);
+/* Commits of ours that the other instances have not been told of yet (shutdown waits). */
+bool progress_notify_pending(const struct progress *ps);
 /* SIGHUP: re-read the frame (targets) and take the new configuration's defaults. */
 void progress_reload(struct progress *ps, const struct rollout_config *cfg);
 bool progress_ready(const struct progress *ps);

@@ -154,3 +154,65 @@ Test(security, the_service_role_cannot_change_structure_or_tokens)
     PQclear(res);
     PQfinish(c);
 }
+
+/* What the foreign keys of the event log gave (schema/002 dropped them from the write path):
+ * a row the log refers to cannot be deleted, and no event names an item outside the
+ * catalogue. */
+Test(security, rows_the_event_log_refers_to_are_never_deleted)
+{
+    static const char *const refused[] = {
+        "DELETE FROM employee WHERE personnel_number = 'P0000001'",
+        "TRUNCATE employee CASCADE",
+        "DELETE FROM item WHERE key = 'wlan_autologin'",
+        "DELETE FROM api_token",
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        PGresult *res = PQexec(db.conn, refused[i]);
+        cr_expect_eq(PQresultStatus(res), PGRES_FATAL_ERROR, "the superuser could: %s",
+                     refused[i]);
+        const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+        cr_expect(msg && strstr(msg, "never deleted"), "%s: %s", refused[i], msg ? msg : "");
+        PQclear(res);
+    }
+    cr_assert_eq(th_sql_int(&db, "SELECT count(*) FROM employee WHERE personnel_number = 'P0000001'"),
+                 1);
+
+    const char *p[] = {"[{\"i\": 0, \"event_id\": \"6f1c2a4e-8b7d-4c3a-9e21-0a5b6c7d8e9f\","
+                       " \"employee\": \"P0000001\", \"item\": \"fax_machine\", \"state\": \"planned\","
+                       " \"occurred_at\": \"2026-11-01T10:00:00Z\", \"hash\": \"" 
+                       "00000000000000000000000000000000000000000000000000000000000000aa\"}]"};
+    PGresult *res = PQexecParams(db.conn, "SELECT * FROM rollout_apply_events($1::jsonb)", 1, NULL,
+                                 p, NULL, NULL, 0);
+    cr_expect_eq(PQresultStatus(res), PGRES_FATAL_ERROR, "an unknown item was applied");
+    cr_expect(strstr(PQresultErrorMessage(res), "outside the catalogue"), "%s",
+              PQresultErrorMessage(res));
+    PQclear(res);
+    cr_assert_eq(th_sql_int(&db, "SELECT count(*) FROM event"), 0);
+}
+
+/* The group commit's transaction sends no NOTIFY: a notifying transaction holds PostgreSQL's
+ * notify lock until its commit is flushed, which made the pool's commits wait for each other.
+ * The daemon tells the other instances with its next progress read instead (test_instances). */
+Test(security, applying_events_does_not_notify)
+{
+    PGconn *l = PQconnectdb(db.conninfo_service);
+    cr_assert_eq(PQstatus(l), CONNECTION_OK, "%s", PQerrorMessage(l));
+    PQclear(PQexec(l, "LISTEN rollout_progress"));
+    const char *p[] = {"[{\"i\": 0, \"event_id\": \"6f1c2a4e-8b7d-4c3a-9e21-0a5b6c7d8e9f\","
+                       " \"employee\": \"P0000001\", \"item\": \"mobile_device\", \"state\": \"planned\","
+                       " \"occurred_at\": \"2026-11-01T10:00:00Z\", \"hash\": \""
+                       "00000000000000000000000000000000000000000000000000000000000000aa\"}]"};
+    PGresult *res = PQexecParams(db.conn, "SELECT status FROM rollout_apply_events($1::jsonb)", 1,
+                                 NULL, p, NULL, NULL, 0);
+    cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s", PQresultErrorMessage(res));
+    cr_assert_str_eq(PQgetvalue(res, 0, 0), "201");
+    PQclear(res);
+    /* a round trip on the listener after the commit: a notification would have arrived */
+    usleep(200 * 1000);
+    PQclear(PQexec(l, "SELECT 1"));
+    PQconsumeInput(l);
+    PGnotify *n = PQnotifies(l);
+    cr_expect_null(n, "the commit sent NOTIFY %s", n ? n->relname : "");
+    PQfreemem(n);
+    PQfinish(l);
+}

@@ -237,7 +237,11 @@ static int apply(struct importer *im, const char *events_json, char *err, size_t
         ctl_rollback(ctl, 0);
         return -1;
     }
-    rc = ctl_exec(ctl, "COMMIT", "events import");
+    /* the running rolloutd instances re-read their progress (the function leaves the NOTIFY
+     * to its callers, see schema/002_group_commit.sql) */
+    rc = ctl_exec(ctl, "SELECT pg_notify('rollout_progress', '')", "events import");
+    if (rc == 0)
+        rc = ctl_exec(ctl, "COMMIT", "events import");
     if (rc == 0)
         take_results(im, res);
     PQclear(res);
