@@ -156,11 +156,17 @@ static bool fingerprint(json_t *event, char hex[65])
         return false;
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
-    bool ok = EVP_Digest(canon, strlen(canon), md, &mdlen, EVP_sha256(), NULL) == 1;
+    bool ok = EVP_Digest(canon, strlen(canon), md, &mdlen, EVP_sha256(), NULL) == 1 && mdlen == 32;
     free(canon);
-    for (unsigned i = 0; ok && i < mdlen; i++)
-        snprintf(hex + 2 * i, 3, "%02x", md[i]);
-    return ok;
+    if (!ok)
+        return false;
+    static const char digits[] = "0123456789abcdef";
+    for (int i = 0; i < 32; i++) {
+        hex[2 * i] = digits[md[i] >> 4];
+        hex[2 * i + 1] = digits[md[i] & 15];
+    }
+    hex[64] = '\0';
+    return true;
 }
 
 static bool string_field(json_t *obj, const char *key, const char *path, bool required,
@@ -359,11 +365,11 @@ json_t *event_validate(json_t *event, int64_t now_us, struct api_error *err)
         json_object_set_new(out, "note", json_string(note));
     /* The fingerprint sees the instant, not how it was written: the same event sent with
      * +01:00 or as Z (an export read back) is the same event. */
-    json_t *canon = json_deep_copy(out);
-    json_object_set_new(canon, "occurred_at", json_integer((json_int_t)at_us));
+    json_t *written = json_incref(json_object_get(out, "occurred_at"));
+    json_object_set_new(out, "occurred_at", json_integer((json_int_t)at_us));
     char hex[65];
-    bool printed = fingerprint(canon, hex);
-    json_decref(canon);
+    bool printed = fingerprint(out, hex);
+    json_object_set_new(out, "occurred_at", written);
     if (!printed) {
         json_decref(out);
         api_error_set(err, 500, "internal", NULL, "could not fingerprint the event");

@@ -350,6 +350,24 @@ static const char *hash_of(json_t *v)
     "\"state\": \"active\", \"item\": \"hessen_voice\", \"employee\": \"P0012345\", "              \
     "\"event_id\": \"0b6f6e52-4d0e-4a57-9a43-1c3c8f3f6b1a\"}"
 
+/* The fingerprint is stored with every event (request_hash) and compared when an event_id
+ * comes again, so it must never change: SHA-256 of the compact, key-sorted, ASCII JSON of the
+ * normalised event with occurred_at as microseconds since the epoch. The expected value was
+ * computed outside C (Python's json.dumps(sort_keys=True, separators=(",", ":")) and hashlib). */
+Test(fingerprint, is_the_sha256_of_the_canonical_event)
+{
+    json_t *v = valid("{\"event_id\": \"6F1C2A4E-8B7D-4C3A-9E21-0A5B6C7D8E9F\", "
+                      "\"employee\": \"P0000001\", \"item\": \"mobile_device\", "
+                      "\"state\": \"planned\", \"occurred_at\": \"2026-11-01T11:00:00+01:00\"}");
+    /* {"employee":"P0000001","event_id":"6f1c2a4e-8b7d-4c3a-9e21-0a5b6c7d8e9f",
+     *  "item":"mobile_device","occurred_at":1793527200000000,"state":"planned"} */
+    cr_assert_str_eq(hash_of(v), "cd440f45b4ea57c56f426796c9d8a13b6eed2ef7a97f84f008d8e75a6b7682ce");
+    /* and the event keeps occurred_at as it was written */
+    cr_assert_str_eq(json_string_value(json_object_get(v, "occurred_at")),
+                     "2026-11-01T11:00:00+01:00");
+    json_decref(v);
+}
+
 Test(fingerprint, same_event_in_another_key_order_has_the_same_hash)
 {
     json_t *a = valid(EV_A), *b = valid(EV_A_REORDERED);
