@@ -288,11 +288,17 @@ static void conn_drain_results(struct db_conn *c)
                 conn_set_state(c, DB_CONN_READY);
             } else {
                 struct db_job *job = c->job;
+                char error[sizeof c->error];
+                snprintf(error, sizeof error, "%s", failed ? c->error : "");
                 c->job = NULL;
                 conn_set_state(c, DB_CONN_READY);
-                job_finish(job, failed ? DB_JOB_FAILED : DB_JOB_OK, failed ? c->error : NULL);
+                /* The next job first: the server works on it while this one's outcome is
+                 * handled (for a group commit, while its answers are written), instead of
+                 * idling until then. */
+                pool_dispatch(c->pool);
+                job_finish(job, failed ? DB_JOB_FAILED : DB_JOB_OK, failed ? error : NULL);
             }
-            pool_dispatch(c->pool);
+            pool_dispatch(c->pool); /* what the outcome submitted */
             return; /* the connection may have taken a new job or broken: start over later */
         }
         if (st == PGRES_FATAL_ERROR || st == PGRES_PIPELINE_ABORTED) {
