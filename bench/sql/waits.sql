@@ -5,13 +5,15 @@
 -- heavyweight locks (e.g. the commit-time NOTIFY lock); lwlock: lightweight locks (WAL insert...).
 \set ON_ERROR_STOP 1
 CREATE TEMP TABLE w (kind text);
-SELECT set_config('bench.secs', :'secs', false) \g /dev/null
-DO $$
+-- One short transaction per sample (a procedure that commits): a transaction held open for the
+-- whole run (as a DO block is) keeps PostgreSQL's xmin horizon back, so no dead row version the
+-- run makes could be pruned, and item_state and the counter tables bloat as they never would
+-- with rolloutd alone.
+CREATE PROCEDURE pg_temp.sample_waits(secs float8) LANGUAGE plpgsql AS $$
 DECLARE
-    t_end timestamptz := clock_timestamp() + make_interval(secs => current_setting('bench.secs')::float8);
+    t_end timestamptz := clock_timestamp() + make_interval(secs => secs);
 BEGIN
     WHILE clock_timestamp() < t_end LOOP
-        PERFORM pg_stat_clear_snapshot();
         INSERT INTO w
         SELECT CASE
                    WHEN a.state = 'idle' THEN 'idle'
@@ -26,9 +28,11 @@ BEGIN
                END
           FROM pg_stat_activity a
          WHERE a.application_name = 'rolloutd' AND a.backend_type = 'client backend';
+        COMMIT;
         PERFORM pg_sleep(0.02);
     END LOOP;
 END $$;
+CALL pg_temp.sample_waits(:'secs');
 SELECT string_agg(k || '=' || coalesce(n, 0), ' ' ORDER BY k)
   FROM unnest(ARRAY['idle', 'cpu', 'walsync', 'walwrite', 'lock', 'lwlock', 'io', 'client', 'other']) k
   LEFT JOIN (SELECT kind, count(*) AS n FROM w GROUP BY kind) c ON c.kind = k;
