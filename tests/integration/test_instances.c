@@ -70,6 +70,31 @@ Test(instances, two_instances_agree_within_a_second, .timeout = 60)
     th_db_drop(&db);
 }
 
+/* The other instances hear of a commit through the committing instance's next progress read.
+ * An instance stopped right after its last commit still tells them before it exits. */
+Test(instances, a_stopping_instance_still_tells_the_others, .timeout = 60)
+{
+    struct th_db db;
+    th_db_create(&db);
+    char *token = th_token(&db, "poster", "admin", NULL);
+    struct th_daemon a, b;
+    th_daemon_start(&a, &db, "progress = { snapshot_refresh_ms = 2000; };\n");
+    th_daemon_start(&b, &db, NULL);
+    char why[512] = "";
+    cr_assert(th_wait_snapshot_agrees(&b, &db, 3000, why, sizeof why) >= 0, "before: %s", why);
+
+    post_active(&a, token, 1, ITEM_MOBILE_DEVICE);
+    /* at once: a's next read (and its NOTIFY) is up to 2 s away */
+    cr_expect_eq(th_daemon_stop(&a, SIGTERM), 0, "the writing instance did not exit with 0");
+    long long t = th_wait_snapshot_agrees(&b, &db, 1000, why, sizeof why);
+    cr_expect(t >= 0, "the other instance did not show the stopped instance's last commit: %s",
+              why);
+
+    cr_expect_eq(th_daemon_stop(&b, SIGTERM), 0);
+    free(token);
+    th_db_drop(&db);
+}
+
 Test(instances, three_instances_one_database, .timeout = 60)
 {
     long long t0 = th_now_ms();
