@@ -3,12 +3,13 @@
 --
 -- The foreign keys of the event log and of item_state cost a lookup and a row lock
 -- (FOR KEY SHARE) per event: about a fifth of the function's time, and under concurrent group
--- commits every transaction locked the same four rows of item (MultiXacts). Their only writers
--- are the SECURITY DEFINER functions below and rolloutctl's import, which resolve the employee
--- from the employee table in the same transaction (and hold its row lock) and check the item
--- against the catalogue. What the keys also gave, that a referenced row cannot be deleted, the
--- triggers below give for every row: employees are erased with rollout_forget(), never deleted;
--- tokens are revoked; the catalogue only grows.
+-- commits every transaction locked the same four rows of item (MultiXacts). The rows are
+-- written only by the SECURITY DEFINER functions below (rolloutd and `rolloutctl events import`
+-- call them), which resolve the employee from the employee table in the same transaction (and
+-- hold its row lock) and check the item against the catalogue. What the keys also gave, that a
+-- referenced row cannot be deleted, the triggers below give for every row: employees are erased
+-- with rollout_forget(), never deleted; tokens are revoked; the catalogue only grows.
+--
 -- On a live database rolloutd inserts into these tables all the time: rather than queue every
 -- insert behind a lock this migration would wait for, give up (and run it again later).
 SET LOCAL lock_timeout = '5s';
@@ -265,7 +266,6 @@ BEGIN
         HAVING sum(u.n) <> 0
          ORDER BY u.day, u.dst, u.item
         ON CONFLICT (day, dienststelle, item, shard) DO UPDATE SET n = c.n + excluded.n;
-
     END IF;
 END
 $$;
