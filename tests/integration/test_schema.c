@@ -46,7 +46,7 @@ Test(schema, rows_the_event_log_refers_to_are_never_deleted)
 
     const char *p[] = {"[{\"i\": 0, \"event_id\": \"6f1c2a4e-8b7d-4c3a-9e21-0a5b6c7d8e9f\","
                        " \"employee\": \"P0000001\", \"item\": \"fax_machine\", \"state\": \"planned\","
-                       " \"occurred_at\": \"2026-11-01T10:00:00Z\", \"hash\": \"" 
+                       " \"occurred_at\": \"2026-11-01T10:00:00Z\", \"hash\": \""
                        "00000000000000000000000000000000000000000000000000000000000000aa\"}]"};
     PGresult *res = PQexecParams(db.conn, "SELECT * FROM rollout_apply_events($1::jsonb)", 1, NULL,
                                  p, NULL, NULL, 0);
