@@ -697,6 +697,46 @@ static void iso_time(double t, char out[32])
     strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/* Renders /status into api->status for key (what the bytes show). */
+static void status_render(struct api *api, const struct status_key *key)
+{
+    int http_status;
+    const char *status = overall_status(api, &http_status);
+    struct progress_scope all = {-1, -1};
+    json_t *items = json_array();
+    for (int i = 0; i < ITEM_COUNT && progress_ready(api->d.progress); i++) {
+        struct progress_item_figures f;
+        progress_figures(api->d.progress, all, (enum item)i, &f);
+        json_array_append_new(items, json_pack("{s:s, s:I, s:I, s:f}", "item",
+                                               item_info((enum item)i)->key, "done",
+                                               (json_int_t)f.done, "target", (json_int_t)f.target,
+                                               "ratio", f.ratio));
+    }
+    char last[32], now[32];
+    double le = progress_last_event(api->d.progress);
+    iso_time(le, last);
+    iso_time((double)time(NULL), now);
+    json_t *body = json_pack(
+        "{s:s, s:s, s:i, s:{s:b, s:i, s:i}, s:I, s:i, s:o, s:s, s:o}", "status", status,
+        "version", ROLLOUT_VERSION, "schema_version", ROLLOUT_SCHEMA_VERSION, "database",
+        "reachable", db_pool_available(api->d.pool), "connections", db_pool_size(api->d.pool),
+        "connections_ready", db_pool_ready(api->d.pool), "uptime_seconds",
+        (json_int_t)((double)time(NULL) - metrics_start_time(api->d.metrics)), "queue_depth",
+        ingest_queue_depth(api->d.ingest), "last_event_at",
+        le > 0 ? json_string(last) : json_null(), "generated_at", now, "items", items);
+    char *text = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(10));
+    json_decref(body);
+    size_t len = strlen(text);
+    free(api->status);
+    api->status = malloc(sizeof *api->status + len + 1);
+    api->status->key = *key;
+    api->status->http_status = http_status;
+    api->status->len = len + 1;
+    memcpy(api->status->body, text, len);
+    api->status->body[len] = '\n';
+    free(text);
+}
+
 static void handle_status(struct api_request *r, struct evkeyvalq *query)
 {
     struct api *api = r->api;
@@ -737,48 +777,11 @@ static void handle_status(struct api_request *r, struct evkeyvalq *query)
     key.queue = ingest_queue_depth(api->d.ingest);
     key.schema_ok = *api->d.schema_ok;
     key.draining = api->draining;
-    if (api->status && memcmp(&api->status->key, &key, sizeof key) == 0) {
-        struct evbuffer *buf = evbuffer_new();
-        evbuffer_add(buf, api->status->body, api->status->len);
-        reply(r, api->status->http_status, "application/json", buf);
-        evbuffer_free(buf);
-        return;
-    }
-    json_t *items = json_array();
-    for (int i = 0; i < ITEM_COUNT && progress_ready(api->d.progress); i++) {
-        struct progress_item_figures f;
-        progress_figures(api->d.progress, all, (enum item)i, &f);
-        json_array_append_new(items, json_pack("{s:s, s:I, s:I, s:f}", "item",
-                                               item_info((enum item)i)->key, "done",
-                                               (json_int_t)f.done, "target", (json_int_t)f.target,
-                                               "ratio", f.ratio));
-    }
-    char last[32], now[32];
-    double le = progress_last_event(api->d.progress);
-    iso_time(le, last);
-    iso_time((double)time(NULL), now);
-    json_t *body = json_pack(
-        "{s:s, s:s, s:i, s:{s:b, s:i, s:i}, s:I, s:i, s:o, s:s, s:o}", "status", status,
-        "version", ROLLOUT_VERSION, "schema_version", ROLLOUT_SCHEMA_VERSION, "database",
-        "reachable", db_pool_available(api->d.pool), "connections", db_pool_size(api->d.pool),
-        "connections_ready", db_pool_ready(api->d.pool), "uptime_seconds",
-        (json_int_t)((double)time(NULL) - metrics_start_time(api->d.metrics)), "queue_depth",
-        ingest_queue_depth(api->d.ingest), "last_event_at",
-        le > 0 ? json_string(last) : json_null(), "generated_at", now, "items", items);
-    char *text = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(10));
-    json_decref(body);
-    size_t len = strlen(text);
-    free(api->status);
-    api->status = malloc(sizeof *api->status + len + 1);
-    api->status->key = key;
-    api->status->http_status = http_status;
-    api->status->len = len + 1;
-    memcpy(api->status->body, text, len);
-    api->status->body[len] = '\n';
-    free(text);
+    if (api->status == NULL || memcmp(&api->status->key, &key, sizeof key) != 0)
+        status_render(api, &key);
     struct evbuffer *buf = evbuffer_new();
     evbuffer_add(buf, api->status->body, api->status->len);
-    reply(r, http_status, "application/json", buf);
+    reply(r, api->status->http_status, "application/json", buf);
     evbuffer_free(buf);
 }
 

@@ -405,10 +405,10 @@ static void counts_done(struct db_job *job, enum db_job_outcome outcome, const c
     clock_gettime(CLOCK_MONOTONIC, &now);
     ps->counts_last_ms = (int)((now.tv_sec - ps->counts_started.tv_sec) * 1000 +
                                (now.tv_nsec - ps->counts_started.tv_nsec) / 1000000);
-    int expected = 3 + (ps->counts_notifies ? 1 : 0);
-    if (outcome != DB_JOB_OK || ps->result_no != expected)
+    bool complete = outcome == DB_JOB_OK && ps->result_no == 3 + (ps->counts_notifies ? 1 : 0);
+    if (!complete)
         ps->notify_pending |= ps->counts_notifies; /* not sent: with the next read */
-    if (outcome != DB_JOB_OK || ps->result_no != expected || cb->frame_gen != ps->frame_gen) {
+    if (!complete || cb->frame_gen != ps->frame_gen) {
         if (outcome == DB_JOB_FAILED)
             log_error("cannot read the progress counts: %s", error ? error : "");
         ps->counts_dirty = true;

@@ -45,6 +45,25 @@ void ctl_err(const char *fmt, ...)
     fputc('\n', stderr);
 }
 
+/* Opens ctl->conn to conninfo; `whom` names it in the error ("the replica (--replica)"). */
+static int open_session(struct ctl *ctl, const char *conninfo, const char *whom, bool read_only)
+{
+    char err[PGUTIL_ERROR_MAX];
+    ctl->conn = pgutil_connect(conninfo, "rolloutctl", err);
+    if (ctl->conn == NULL) {
+        ctl_err("cannot connect to %s: %s", whom, err);
+        return EX_UNAVAILABLE;
+    }
+    /* a report must never write, even when --replica names the primary by mistake */
+    if (read_only)
+        PQclear(PQexec(ctl->conn, "SET default_transaction_read_only = on"));
+    /* The admins work in Hessen: times are shown in German time unless PGTZ asks otherwise.
+     * Day boundaries in queries name Europe/Berlin explicitly and do not depend on this. */
+    if (getenv("PGTZ") == NULL)
+        PQclear(PQexec(ctl->conn, "SET TimeZone = 'Europe/Berlin'"));
+    return 0;
+}
+
 int ctl_connect(struct ctl *ctl)
 {
     if (ctl->conn != NULL)
@@ -59,39 +78,16 @@ int ctl_connect(struct ctl *ctl)
         conninfo = admin ? ctl->cfg.db_admin_conninfo : ctl->cfg.db_conninfo;
         source = admin ? "database.admin_conninfo" : "database.conninfo";
     }
-    char err[PGUTIL_ERROR_MAX];
-    ctl->conn = pgutil_connect(conninfo, "rolloutctl", err);
-    if (ctl->conn == NULL) {
-        ctl_err("cannot connect to the database (connection from %s): %s", source, err);
-        return EX_UNAVAILABLE;
-    }
-    /* The admins work in Hessen: times are shown in German time unless PGTZ asks otherwise.
-     * Day boundaries in queries name Europe/Berlin explicitly and do not depend on this. */
-    if (getenv("PGTZ") == NULL) {
-        PGresult *res = PQexec(ctl->conn, "SET TimeZone = 'Europe/Berlin'");
-        PQclear(res);
-    }
-    return 0;
+    char whom[128];
+    snprintf(whom, sizeof whom, "the database (connection from %s)", source);
+    return open_session(ctl, conninfo, whom, false);
 }
 
 int ctl_connect_read(struct ctl *ctl)
 {
     if (ctl->replica_conninfo == NULL || ctl->conn != NULL)
         return ctl_connect(ctl);
-    char err[PGUTIL_ERROR_MAX];
-    ctl->conn = pgutil_connect(ctl->replica_conninfo, "rolloutctl", err);
-    if (ctl->conn == NULL) {
-        ctl_err("cannot connect to the replica (--replica): %s", err);
-        return EX_UNAVAILABLE;
-    }
-    /* a report must never write, even when --replica names the primary by mistake */
-    PGresult *res = PQexec(ctl->conn, "SET default_transaction_read_only = on");
-    PQclear(res);
-    if (getenv("PGTZ") == NULL) {
-        res = PQexec(ctl->conn, "SET TimeZone = 'Europe/Berlin'");
-        PQclear(res);
-    }
-    return 0;
+    return open_session(ctl, ctl->replica_conninfo, "the replica (--replica)", true);
 }
 
 int ctl_db_fail(struct ctl *ctl, const PGresult *res, const char *what)
