@@ -1,12 +1,14 @@
-/* The group commit's SQL function (schema/002_group_commit.sql) as PostgreSQL runs it: what it
- * guards without foreign keys, that its transaction sends no NOTIFY, and that its lookups stay
- * index probes whatever the tables' sizes were when its plan was cached. */
+/* The group commit's SQL function (schema/002_group_commit.sql, 003_counter_lanes.sql) as
+ * PostgreSQL runs it: what it guards without foreign keys, that its transaction sends no NOTIFY,
+ * that its lookups stay index probes whatever the tables' sizes were when its plan was cached,
+ * and that the counter shards stay as few as the writers that ran at once. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "harness.h"
+#include "harness_cli.h"
 
 static struct th_db db;
 
@@ -152,4 +154,117 @@ Test(schema, lookups_stay_index_probes_after_the_tables_grow)
     PQclear(res);
     PQclear(PQexec(c, "COMMIT"));
     PQfinish(c);
+}
+
+static PGconn *service_conn(void)
+{
+    PGconn *c = PQconnectdb(db.conninfo_service);
+    cr_assert_eq(PQstatus(c), CONNECTION_OK, "%s", PQerrorMessage(c));
+    return c;
+}
+
+/* The counter shard that conn's open transaction wrote to (the rows it changed carry its xid). */
+static int lane_written(PGconn *conn)
+{
+    PGresult *res = PQexec(conn, "SELECT min(shard), max(shard) FROM progress_counter"
+                                 " WHERE xmin::text = txid_current()::text");
+    cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s", PQresultErrorMessage(res));
+    cr_assert(!PQgetisnull(res, 0, 0), "the transaction wrote no counter row");
+    cr_assert_str_eq(PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), "one transaction, two shards");
+    int lane = atoi(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return lane;
+}
+
+/* Concurrent group commits write to different counter rows (none waits for another's), and the
+ * shards in use stay as many as the writers that ran at once: a new connection does not start a
+ * new shard (a shard per backend pid made the rows a reader sums grow with every reconnect). */
+Test(schema, counter_lanes_stay_as_few_as_concurrent_writers)
+{
+    PGconn *c[3];
+    int lane[3];
+    for (int k = 0; k < 3; k++) {
+        c[k] = service_conn();
+        PQclear(PQexec(c[k], "BEGIN"));
+        char who[16];
+        snprintf(who, sizeof who, "P%07d", k + 1);
+        apply_one(c[k], who, 100 + k);
+        lane[k] = lane_written(c[k]);
+    }
+    /* three transactions open at once: three lanes, the first three */
+    cr_expect_eq(lane[0] + lane[1] + lane[2], 0 + 1 + 2, "lanes %d %d %d", lane[0], lane[1],
+                 lane[2]);
+    cr_expect(lane[0] != lane[1] && lane[1] != lane[2] && lane[0] != lane[2], "lanes %d %d %d",
+              lane[0], lane[1], lane[2]);
+    for (int k = 0; k < 3; k++) {
+        PQclear(PQexec(c[k], "COMMIT"));
+        PQfinish(c[k]);
+    }
+    /* one writer at a time, each on a new connection (a new backend): always lane 0 */
+    for (int k = 0; k < 5; k++) {
+        PGconn *one = service_conn();
+        PQclear(PQexec(one, "BEGIN"));
+        char who[16];
+        snprintf(who, sizeof who, "P%07d", 11 + k);
+        apply_one(one, who, 200 + k);
+        cr_expect_eq(lane_written(one), 0, "writer %d on a new connection", k);
+        PQclear(PQexec(one, "COMMIT"));
+        PQfinish(one);
+    }
+    cr_assert_eq(th_sql_int(&db, "SELECT max(shard) FROM progress_counter"), 2);
+}
+
+/* 003 on a database that 002 wrote to: the counters of every shard so far are folded into lane
+ * 0, and every sum stays what it was. The test takes 003 back out (its function, its row in
+ * schema_migrations) and lets rolloutctl migrate apply it again. */
+Test(schema, migration_003_folds_the_shards_and_keeps_the_sums)
+{
+    static const char sums[] =
+        "SELECT coalesce(string_agg(format('%s/%s/%s=%s', dienststelle, item, state, n), ' '"
+        "                           ORDER BY dienststelle, item, state), '')"
+        "  FROM (SELECT dienststelle, item, state, sum(n) AS n FROM progress_counter"
+        "         GROUP BY 1, 2, 3 HAVING sum(n) <> 0) x";
+    static const char days[] =
+        "SELECT coalesce(string_agg(format('%s/%s/%s=%s', day, dienststelle, item, n), ' '"
+        "                           ORDER BY day, dienststelle, item), '')"
+        "  FROM (SELECT day, dienststelle, item, sum(n) AS n FROM daily_done"
+        "         GROUP BY 1, 2, 3 HAVING sum(n) <> 0) x";
+    /* what shards by backend pid left behind: one office's counts spread over several shards */
+    PQclear(th_sql(&db,
+                   "INSERT INTO progress_counter (dienststelle, item, state, shard, n) VALUES"
+                   " ('FIN-WI-01', 'mobile_device', 'active', 17, 5),"
+                   " ('FIN-WI-01', 'mobile_device', 'active', 40, 2),"
+                   " ('FIN-WI-01', 'mobile_device', 'planned', 40, -1),"
+                   " ('FIN-WI-01', 'hessen_voice', 'ordered', 63, 3),"
+                   " ('FIN-WI-01', 'hessen_voice', 'ordered', 9, -3)",
+                   0, NULL));
+    PQclear(th_sql(&db,
+                   "INSERT INTO daily_done (day, dienststelle, item, shard, n) VALUES"
+                   " ('2026-11-02', 'FIN-WI-01', 'mobile_device', 17, 4),"
+                   " ('2026-11-02', 'FIN-WI-01', 'mobile_device', 33, 1)",
+                   0, NULL));
+    char *before = th_sql_text(&db, sums);
+    char *days_before = th_sql_text(&db, days);
+    cr_assert(strstr(before, "FIN-WI-01/mobile_device/active="), "%s", before);
+
+    PQclear(th_sql(&db, "DROP FUNCTION rollout_counter_shard()", 0, NULL));
+    PQclear(th_sql(&db, "DELETE FROM schema_migrations WHERE version = 3", 0, NULL));
+    struct th_ctl_run r = th_ctl("--db", db.conninfo_super, "--schema-dir",
+                                 ROLLOUT_SOURCE_DIR "/schema", "migrate", NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    th_assert_has(r.err, "applied 003_counter_lanes.sql");
+    th_ctl_run_free(&r);
+
+    char *after = th_sql_text(&db, sums);
+    char *days_after = th_sql_text(&db, days);
+    cr_expect_str_eq(after, before);
+    cr_expect_str_eq(days_after, days_before);
+    cr_expect_eq(th_sql_int(&db, "SELECT count(*) FROM progress_counter WHERE shard <> 0"), 0);
+    cr_expect_eq(th_sql_int(&db, "SELECT count(*) FROM daily_done WHERE shard <> 0"), 0);
+    /* one row per key, none that sums to nothing */
+    cr_expect_eq(th_sql_int(&db, "SELECT count(*) FROM progress_counter WHERE n = 0"), 0);
+    free(before);
+    free(after);
+    free(days_before);
+    free(days_after);
 }

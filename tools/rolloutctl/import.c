@@ -195,10 +195,11 @@ static int merge_employees(struct ctl *ctl, bool has_name, long long counts[4])
     if (rc || counts[2] == 0)
         return rc;
     /* The moved employees' current states leave the old office's counters and join the new
-     * one's (summed over shards, so shard 0 may go below zero; only the sum means anything). */
+     * one's, in this transaction's counter lane (summed over the lanes, so one lane may go below
+     * zero; only the sum means anything). */
     rc = exec_count(ctl,
                     "INSERT INTO progress_counter AS c (dienststelle, item, state, shard, n)"
-                    " SELECT dst, item, state, 0, sum(n) FROM ("
+                    " SELECT dst, item, state, (SELECT rollout_counter_shard()), sum(n) FROM ("
                     "  SELECT m.old_dst AS dst, s.item, s.state, -1 AS n FROM import_moved m"
                     "   JOIN item_state s ON s.employee_id = m.id"
                     "  UNION ALL SELECT m.new_dst, s.item, s.state, 1 FROM import_moved m"
@@ -221,7 +222,7 @@ static int merge_employees(struct ctl *ctl, bool has_name, long long counts[4])
         "   ELSE 0 END AS n"
         "  FROM import_moved m JOIN event e ON e.employee_id = m.id WHERE e.applied)"
         " INSERT INTO daily_done AS c (day, dienststelle, item, shard, n)"
-        " SELECT day, dst, item, 0, sum(n) FROM ("
+        " SELECT day, dst, item, (SELECT rollout_counter_shard()), sum(n) FROM ("
         "  SELECT day, old_dst AS dst, item, -n AS n FROM d"
         "  UNION ALL SELECT day, new_dst, item, n FROM d) x"
         " GROUP BY day, dst, item HAVING sum(n) <> 0 ORDER BY day, dst, item"
