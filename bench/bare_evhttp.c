@@ -89,7 +89,11 @@ int main(int argc, char **argv)
         }
     }
     signal(SIGPIPE, SIG_IGN);
-    struct event_base *base = event_base_new();
+    /* as rolloutd's loop: epoll's adds and deletes batched (see daemon/src/main.c) */
+    struct event_config *ec = event_config_new();
+    event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    struct event_base *base = event_base_new_with_config(ec);
+    event_config_free(ec);
     struct evhttp *http = evhttp_new(base);
     evhttp_set_gencb(http, on_request, NULL);
     struct evhttp_bound_socket *bound =
