@@ -245,7 +245,12 @@ bool ingest_submit(struct ingest *ing, struct ingest_item **items, int n, bool *
         TAILQ_INSERT_TAIL(&ing->queue, items[k], link);
         ing->queued++;
     }
-    group_submit(ing);
+    /* The group starts at the end of this pass of the loop, not here: the requests read in the
+     * same pass then go into one group commit. Started here, a free connection would take this
+     * first event alone, and the ones parsed after it in the same pass would wait for the next
+     * free connection. */
+    if (!ing->group_waiting)
+        event_active(ing->kick, EV_TIMEOUT, 0);
     return true;
 }
 

@@ -807,6 +807,24 @@ void th_response_free(struct th_response *r)
     free(r);
 }
 
+double th_metric(struct th_daemon *d, const char *series)
+{
+    struct th_response *r = th_http(d, "GET", "/metrics", NULL, NULL, NULL, 0);
+    cr_assert_eq(r->status, 200, "GET /metrics: %d %s", r->status, r->body);
+    double v = -1;
+    size_t n = strlen(series);
+    for (const char *line = r->body; line && *line; line = strchr(line, '\n')) {
+        if (*line == '\n')
+            line++;
+        if (strncmp(line, series, n) == 0 && line[n] == ' ') {
+            v = strtod(line + n + 1, NULL);
+            break;
+        }
+    }
+    th_response_free(r);
+    return v;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Running a program */
 

@@ -72,6 +72,9 @@ struct th_response *th_http(struct th_daemon *d, const char *method, const char 
                             const char *token, const char *content_type, const char *body,
                             size_t len);
 void th_response_free(struct th_response *r);
+/* The value of one sample line of the daemon's /metrics (GET /metrics without a token), or -1
+ * when it is not there. */
+double th_metric(struct th_daemon *d, const char *series);
 
 /* Runs argv (argv[0] a path), waits, returns the exit status; stdout/stderr captured into new
  * strings when out/err are not NULL. stdin_data may be NULL. */

@@ -1,7 +1,8 @@
 /* Concurrency through the real daemon and PostgreSQL: the same event posted at the same moment
  * on many connections (idempotency under races, and after a restart), mixed batches posted in
  * parallel (good events stored, bad ones not, checked by SQL), and a random mix of posts from
- * many clients after which the counters agree with a recount and the state with the history.
+ * many clients after which the counters agree with a recount and the state with the history,
+ * and events that arrive together going into one group commit.
  *
  * Clients are threads. A thread uses the harness's th_http (its own event_base per call) or a
  * plain socket; "at the same moment" means: every thread has connected and sent all but the
@@ -567,6 +568,75 @@ Test(concurrency, a_random_mix_keeps_counters_states_and_history_consistent, .ti
     /* late events did not move anything: their previous_state is the state at their arrival */
     long long late = th_sql_int(&db, "SELECT count(*) FROM event WHERE NOT applied");
     cr_log_info("random mix: %lld late events kept in the history only", late);
+
+    cr_expect_eq(th_daemon_stop(&d, SIGTERM), 0);
+    free(admin);
+    th_db_drop(&db);
+}
+
+/* ---- events that arrive together commit together ----------------------------------------- */
+
+#define TOGETHER 8
+
+/* Requests read in the same pass of the daemon's loop go into one group commit. The group
+ * starts at the end of the pass: started with the first event, a free connection would take
+ * that event alone and the other seven would follow in a second group. The daemon is stopped
+ * (SIGSTOP) while the eight clients send their whole requests, so that it finds all eight
+ * readable at once when it continues. */
+Test(concurrency, events_that_arrive_together_share_one_group_commit, .timeout = 60)
+{
+    struct th_db db;
+    th_db_create(&db);
+    char *admin = th_token(&db, "test-admin", "admin", NULL);
+    struct th_daemon d;
+    th_daemon_start(&d, &db, NULL);
+
+    /* the token is looked up in the database once, then known: a first event learns it */
+    char id[37];
+    th_uuid(id);
+    char *first = event_json(id, "P0000001", "wlan_autologin", "planned", "2026-10-01T08:00:00Z",
+                             NULL);
+    struct th_response *r = th_http(&d, "POST", "/v1/events", admin, NULL, first, strlen(first));
+    cr_assert_eq(r->status, 201, "%d %s", r->status, r->body);
+    th_response_free(r);
+    free(first);
+
+    int fd[TOGETHER];
+    char *req[TOGETHER];
+    size_t len[TOGETHER];
+    for (int i = 0; i < TOGETHER; i++) {
+        char emp[16];
+        th_uuid(id);
+        snprintf(emp, sizeof emp, "P%07d", i + 2);
+        char *body = event_json(id, emp, "wlan_autologin", "planned", "2026-10-01T08:00:00Z",
+                                NULL);
+        req[i] = raw_post(d.port, admin, body, &len[i]);
+        free(body);
+        fd[i] = api_connect(d.port);
+        cr_assert(fd[i] >= 0, "connect");
+    }
+    api_sleep_ms(300); /* the daemon has accepted the eight connections */
+    double groups = th_metric(&d, "rolloutd_group_commits_total");
+    double events = th_metric(&d, "rolloutd_group_commit_events_total");
+
+    cr_assert_eq(kill(d.pid, SIGSTOP), 0);
+    bool sent = true;
+    for (int i = 0; i < TOGETHER; i++)
+        sent = api_write_all(fd[i], req[i], len[i]) && sent;
+    cr_assert_eq(kill(d.pid, SIGCONT), 0);
+    cr_assert(sent, "a request could not be sent");
+    for (int i = 0; i < TOGETHER; i++) {
+        struct api_resp *a = api_read_answer(fd[i], false, 30000);
+        cr_expect(a && a->status == 201, "client %d: %d %s", i, a ? a->status : -1,
+                  a ? a->body : "(no answer)");
+        resp_free(a);
+        close(fd[i]);
+        free(req[i]);
+    }
+    cr_expect_eq(th_metric(&d, "rolloutd_group_commit_events_total") - events, TOGETHER);
+    cr_expect_eq(th_metric(&d, "rolloutd_group_commits_total") - groups, 1,
+                 "%d events that arrived together went into %g group commits", TOGETHER,
+                 th_metric(&d, "rolloutd_group_commits_total") - groups);
 
     cr_expect_eq(th_daemon_stop(&d, SIGTERM), 0);
     free(admin);

@@ -70,32 +70,13 @@ static void post_active(struct th_daemon *d, const char *token, int employee, co
     th_response_free(r);
 }
 
-/* The value of one sample line of the daemon's /metrics, or -1 when it is not there. */
-static double metric_value(struct th_daemon *d, const char *series)
-{
-    struct th_response *r = th_http(d, "GET", "/metrics", NULL, NULL, NULL, 0);
-    cr_assert_eq(r->status, 200, "GET /metrics: %d %s", r->status, r->body);
-    double v = -1;
-    size_t n = strlen(series);
-    for (const char *line = r->body; line && *line; line = strchr(line, '\n')) {
-        if (*line == '\n')
-            line++;
-        if (strncmp(line, series, n) == 0 && line[n] == ' ') {
-            v = strtod(line + n + 1, NULL);
-            break;
-        }
-    }
-    th_response_free(r);
-    return v;
-}
-
 /* Polls until the daemon's own metric shows want (its snapshot follows commits within
  * progress.snapshot_refresh_ms). */
 static void wait_metric(struct th_daemon *d, const char *series, double want)
 {
     long long deadline = th_now_ms() + 5000;
     double v;
-    while ((v = metric_value(d, series)) != want && th_now_ms() < deadline)
+    while ((v = th_metric(d, series)) != want && th_now_ms() < deadline)
         th_sleep_ms(20);
     cr_assert(v == want, "rolloutd's own %s is %g, expected %g", series, v, want);
 }
