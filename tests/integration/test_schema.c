@@ -24,6 +24,14 @@ static void teardown(void)
 
 TestSuite(schema, .init = setup, .fini = teardown, .timeout = 120);
 
+/* A connection as the daemon's role (rolloutd), which calls the functions under test. */
+static PGconn *service_conn(void)
+{
+    PGconn *c = PQconnectdb(db.conninfo_service);
+    cr_assert_eq(PQstatus(c), CONNECTION_OK, "%s", PQerrorMessage(c));
+    return c;
+}
+
 /* What the foreign keys of the event log gave (schema/002 dropped them from the write path):
  * a row the log refers to cannot be deleted, and no event names an item outside the
  * catalogue. */
@@ -64,8 +72,7 @@ Test(schema, rows_the_event_log_refers_to_are_never_deleted)
  * The daemon tells the other instances with its next progress read instead (test_instances). */
 Test(schema, applying_events_does_not_notify)
 {
-    PGconn *l = PQconnectdb(db.conninfo_service);
-    cr_assert_eq(PQstatus(l), CONNECTION_OK, "%s", PQerrorMessage(l));
+    PGconn *l = service_conn();
     PQclear(PQexec(l, "LISTEN rollout_progress"));
     const char *p[] = {"[{\"i\": 0, \"event_id\": \"6f1c2a4e-8b7d-4c3a-9e21-0a5b6c7d8e9f\","
                        " \"employee\": \"P0000001\", \"item\": \"mobile_device\", \"state\": \"planned\","
@@ -112,8 +119,7 @@ Test(schema, lookups_stay_index_probes_after_the_tables_grow)
     PQclear(th_sql(&db, "ALTER TABLE event SET (autovacuum_enabled = false)", 0, NULL));
     PQclear(th_sql(&db, "ALTER TABLE item_state SET (autovacuum_enabled = false)", 0, NULL));
     PQclear(th_sql(&db, "ANALYZE event, item_state", 0, NULL));
-    PGconn *c = PQconnectdb(db.conninfo_service);
-    cr_assert_eq(PQstatus(c), CONNECTION_OK, "%s", PQerrorMessage(c));
+    PGconn *c = service_conn();
     /* more calls than PostgreSQL's five custom plans: the generic plan is cached */
     for (int n = 1; n <= 8; n++) {
         char who[16];
@@ -154,13 +160,6 @@ Test(schema, lookups_stay_index_probes_after_the_tables_grow)
     PQclear(res);
     PQclear(PQexec(c, "COMMIT"));
     PQfinish(c);
-}
-
-static PGconn *service_conn(void)
-{
-    PGconn *c = PQconnectdb(db.conninfo_service);
-    cr_assert_eq(PQstatus(c), CONNECTION_OK, "%s", PQerrorMessage(c));
-    return c;
 }
 
 /* The counter shard that conn's open transaction wrote to (the rows it changed carry its xid). */
