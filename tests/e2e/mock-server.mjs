@@ -164,7 +164,7 @@ const server = http.createServer((req, res) => {
   }
   if (p === '/status') {
     const figs = ITEMS.map((it) => figures(it, RESSORTS, null).body);
-    return send(res, 200, { status: 'ok', version: '0.1.0', schema_version: 3,
+    return send(res, 200, { status: 'ok', version: '0.1.0', schema_version: 4,
       database: { reachable: true, connections: 4, connections_ready: 4 },
       uptime_seconds: Math.round((Date.now() - started) / 1000), queue_depth: 0,
       last_event_at: opt.empty ? null : new Date(Date.now() - 95000).toISOString().replace(/\.\d+Z$/, 'Z'),
