@@ -1,11 +1,11 @@
 #include "event.h"
 
 #include <ctype.h>
-#include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "digest.h"
 #include "domain.h"
 
 void api_error_set(struct api_error *err, int status, const char *code, const char *field,
@@ -35,15 +35,17 @@ json_t *api_error_json(const struct api_error *err)
 json_t *event_parse_body(const char *body, size_t len, struct api_error *err)
 {
     if (len == 0) {
-        api_error_set(err, 400, "empty_body", NULL, "the request body is empty; send one event "
-                                                    "as a JSON object or a batch as an array");
+        api_error_set(err, 400, "empty_body", NULL,
+                      "the request body is empty; send one event "
+                      "as a JSON object or a batch as an array");
         return NULL;
     }
     json_error_t jerr;
     json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (root == NULL) {
-        api_error_set(err, 400, "invalid_json", NULL, "the body is not valid JSON: %s (line %d, "
-                                                      "column %d)",
+        api_error_set(err, 400, "invalid_json", NULL,
+                      "the body is not valid JSON: %s (line %d, "
+                      "column %d)",
                       jerr.text, jerr.line, jerr.column);
         return NULL;
     }
@@ -154,19 +156,12 @@ static bool fingerprint(json_t *event, char hex[65])
     char *canon = json_dumps(event, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
     if (canon == NULL)
         return false;
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    bool ok = EVP_Digest(canon, strlen(canon), md, &mdlen, EVP_sha256(), NULL) == 1 && mdlen == 32;
+    unsigned char md[DIGEST_SHA256_LEN];
+    bool ok = digest_sha256(canon, strlen(canon), md);
     free(canon);
-    if (!ok)
-        return false;
-    static const char digits[] = "0123456789abcdef";
-    for (int i = 0; i < 32; i++) {
-        hex[2 * i] = digits[md[i] >> 4];
-        hex[2 * i + 1] = digits[md[i] & 15];
-    }
-    hex[64] = '\0';
-    return true;
+    if (ok)
+        digest_hex(md, hex);
+    return ok;
 }
 
 static bool string_field(json_t *obj, const char *key, const char *path, bool required,
@@ -296,8 +291,8 @@ static bool validate_features(json_t *f, enum item item, json_t *out, struct api
 
 json_t *event_validate(json_t *event, int64_t now_us, struct api_error *err)
 {
-    static const char *const known[] = {"event_id", "employee", "item",     "state",
-                                        "occurred_at", "device", "features", "note", NULL};
+    static const char *const known[] = {"event_id", "employee", "item", "state", "occurred_at",
+                                        "device",   "features", "note", NULL};
     if (!json_is_object(event)) {
         api_error_set(err, 400, "invalid_type", NULL, "an event must be a JSON object");
         return NULL;

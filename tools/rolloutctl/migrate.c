@@ -3,11 +3,11 @@
  * refuses to go on when an applied file has changed since. */
 #include <dirent.h>
 #include <errno.h>
-#include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ctl.h"
+#include "digest.h"
 #include "domain.h"
 #include "pgutil.h"
 
@@ -87,15 +87,6 @@ static char *read_file(const char *path, size_t *len)
     return buf;
 }
 
-static void sha256_hex(const char *data, size_t len, char hex[65])
-{
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL);
-    for (unsigned i = 0; i < mdlen && i < 32; i++)
-        snprintf(hex + 2 * (size_t)i, 3, "%02x", md[i]);
-}
-
 static void free_migrations(struct migration *m, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -137,7 +128,13 @@ static int load_migrations(const char *dir, struct migration **out, size_t *coun
             rc = EX_NOINPUT;
             break;
         }
-        sha256_hex(m[n - 1].sql, len, m[n - 1].checksum);
+        unsigned char md[DIGEST_SHA256_LEN];
+        if (!digest_sha256(m[n - 1].sql, len, md)) {
+            ctl_err("cannot compute the checksum of %s: OpenSSL has no SHA-256", path);
+            rc = EX_SOFTWARE;
+            break;
+        }
+        digest_hex(md, m[n - 1].checksum);
     }
     closedir(d);
     if (rc == 0 && n > 0) {
