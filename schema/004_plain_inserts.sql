@@ -24,6 +24,11 @@
 -- A new database gets the functions from 001 and each later migration in turn; only the last
 -- definition of a function counts.
 
+-- Nothing here rewrites or scans a table, but give up rather than queue rolloutd's group
+-- commits behind a lock this migration would wait for (and run it again later).
+SET LOCAL lock_timeout = '5s';
+SET LOCAL statement_timeout = '60s';
+
 CREATE TYPE rollout_apply_result AS (
     i integer, result text, code text, message text, field text, status integer,
     employee text, item text, state text, previous_state text, applied boolean
