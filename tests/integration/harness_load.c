@@ -94,7 +94,7 @@ struct th_load {
     int nattempts, capattempts;
 
     atomic_long n_attempts, n_ok, n_503, n_503_ra, n_other, n_refused, n_no_answer, n_timeout,
-        n_acked;
+        n_acked, n_waiting;
     _Atomic long long last_ok_ms, max_503_ms;
     char summary[400];
 };
@@ -161,6 +161,8 @@ static void slot_finish(struct slot *s, enum th_load_outcome outcome)
     a->status = outcome == TH_LOAD_ANSWERED ? s->status : 0;
     a->retry_after = s->retry_after;
     a->t_done = th_now_ms();
+    if (a->t_sent > 0)
+        atomic_fetch_sub(&l->n_waiting, 1);
     if (s->bev) {
         bufferevent_free(s->bev);
         s->bev = NULL;
@@ -273,8 +275,10 @@ static void on_read(struct bufferevent *bev, void *arg)
 static void on_write(struct bufferevent *bev, void *arg)
 {
     struct slot *s = arg;
-    if (s->a.t_sent == 0 && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+    if (s->a.t_sent == 0 && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
         s->a.t_sent = th_now_ms();
+        atomic_fetch_add(&s->l->n_waiting, 1);
+    }
 }
 
 static void on_event(struct bufferevent *bev, short what, void *arg)
@@ -457,6 +461,7 @@ void th_load_stats(struct th_load *l, struct th_load_stats *out)
     out->acked = atomic_load(&l->n_acked);
     out->last_ok_ms = atomic_load(&l->last_ok_ms);
     out->max_503_ms = atomic_load(&l->max_503_ms);
+    out->waiting = atomic_load(&l->n_waiting);
 }
 
 void th_load_set_port(struct th_load *l, int i, int port)

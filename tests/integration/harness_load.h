@@ -69,6 +69,7 @@ struct th_load_stats {
     long acked;           /* distinct events with a 2xx */
     long long last_ok_ms; /* th_now_ms() of the newest 2xx, 0 if none */
     long long max_503_ms; /* the slowest 503 (from start to answer) */
+    long waiting;         /* requests sent whole and not answered yet */
 };
 
 struct th_load;
