@@ -35,17 +35,15 @@ json_t *api_error_json(const struct api_error *err)
 json_t *event_parse_body(const char *body, size_t len, struct api_error *err)
 {
     if (len == 0) {
-        api_error_set(err, 400, "empty_body", NULL,
-                      "the request body is empty; send one event "
-                      "as a JSON object or a batch as an array");
+        api_error_set(err, 400, "empty_body", NULL, "the request body is empty; send one event "
+                                                    "as a JSON object or a batch as an array");
         return NULL;
     }
     json_error_t jerr;
     json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (root == NULL) {
-        api_error_set(err, 400, "invalid_json", NULL,
-                      "the body is not valid JSON: %s (line %d, "
-                      "column %d)",
+        api_error_set(err, 400, "invalid_json", NULL, "the body is not valid JSON: %s (line %d, "
+                                                      "column %d)",
                       jerr.text, jerr.line, jerr.column);
         return NULL;
     }
@@ -291,8 +289,8 @@ static bool validate_features(json_t *f, enum item item, json_t *out, struct api
 
 json_t *event_validate(json_t *event, int64_t now_us, struct api_error *err)
 {
-    static const char *const known[] = {"event_id", "employee", "item", "state", "occurred_at",
-                                        "device",   "features", "note", NULL};
+    static const char *const known[] = {"event_id", "employee", "item",     "state",
+                                        "occurred_at", "device", "features", "note", NULL};
     if (!json_is_object(event)) {
         api_error_set(err, 400, "invalid_type", NULL, "an event must be a JSON object");
         return NULL;
