@@ -1,9 +1,9 @@
 -- 004_plain_inserts: the group commit's set-based path writes with plain INSERTs and UPDATEs,
 -- and finds each employee once.
 --
--- Issue 7's profile of rollout_apply_events (groups of 500 in isolation, auto_explain with
--- timings): the insert into the event log was the largest part, then the employee lock, then
--- item_state. Three things in it did work twice:
+-- Issue 7's profile of 003's rollout_apply_events (groups of 500 in isolation, auto_explain with
+-- timings): the insert into the event log was the largest part, then the lock statement and
+-- item_state's upsert, about equal. Three things in them did work twice:
 -- - INSERT ... ON CONFLICT is a speculative insertion: a probe of the unique index before the
 --   insert, a heavyweight lock on a speculative token, and a second WAL record to confirm the
 --   row, for every event, to catch the one retry in thousands.
