@@ -93,21 +93,42 @@ Test(schema, applying_events_does_not_notify)
     PQfinish(l);
 }
 
+/* One event of a group: `personnel`'s wlan_autologin planned, event_id and hash numbered
+ * `id` and `hash`, at position i. */
+static void planned_event(char *out, size_t len, int i, int id, const char *personnel, int hash)
+{
+    snprintf(out, len,
+             "{\"i\": %d, \"event_id\": \"00000000-0000-4000-8000-%012d\", \"employee\": \"%s\","
+             " \"item\": \"wlan_autologin\", \"state\": \"planned\","
+             " \"occurred_at\": \"2026-11-02T10:00:00Z\", \"hash\": \"%064d\"}",
+             i, id, personnel, hash);
+}
+
+/* Applies the group `body` on conn; its answers as "i result status code" joined by "; ". */
+static char *apply_group(PGconn *conn, const char *body)
+{
+    const char *p[] = {body};
+    PGresult *res = PQexecParams(conn, "SELECT i, result, status, coalesce(code, '')"
+                                       "  FROM rollout_apply_events($1::jsonb) ORDER BY i",
+                                 1, NULL, p, NULL, NULL, 0);
+    cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s", PQresultErrorMessage(res));
+    char *out = calloc(1, 64 * (size_t)PQntuples(res) + 1);
+    for (int r = 0; r < PQntuples(res); r++)
+        sprintf(out + strlen(out), "%s%s %s %s %s", r ? "; " : "", PQgetvalue(res, r, 0),
+                PQgetvalue(res, r, 1), PQgetvalue(res, r, 2), PQgetvalue(res, r, 3));
+    PQclear(res);
+    return out;
+}
+
 /* Applies one event for employee `personnel` (state planned) on conn; asserts it was created. */
 static void apply_one(PGconn *conn, const char *personnel, int n)
 {
-    char body[512];
-    snprintf(body, sizeof body,
-             "[{\"i\": 0, \"event_id\": \"00000000-0000-4000-8000-%012d\", \"employee\": \"%s\","
-             " \"item\": \"wlan_autologin\", \"state\": \"planned\","
-             " \"occurred_at\": \"2026-11-02T10:00:00Z\", \"hash\": \"%064d\"}]",
-             n, personnel, n);
-    const char *p[] = {body};
-    PGresult *res = PQexecParams(conn, "SELECT status FROM rollout_apply_events($1::jsonb)", 1,
-                                 NULL, p, NULL, NULL, 0);
-    cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s", PQresultErrorMessage(res));
-    cr_assert_str_eq(PQgetvalue(res, 0, 0), "201", "event %d for %s", n, personnel);
-    PQclear(res);
+    char ev[512], body[520];
+    planned_event(ev, sizeof ev, 0, n, personnel, n);
+    snprintf(body, sizeof body, "[%s]", ev);
+    char *got = apply_group(conn, body);
+    cr_assert_str_eq(got, "0 created 201 ", "event %d for %s", n, personnel);
+    free(got);
 }
 
 /* A group with an event_id that is taken (schema/004 inserts without ON CONFLICT): the
@@ -124,46 +145,26 @@ Test(schema, a_taken_event_id_rolls_the_group_back_and_answers_it_serially)
     cr_assert_eq(before, 1);
     /* P0000001: the same event again (planned to planned would be illegal); P0000003: a new
      * event under event 1's id; P0000002 and P0000004: new events */
-    const char *p[] = {
-        "["
-        "{\"i\": 0, \"event_id\": \"00000000-0000-4000-8000-000000000002\", \"employee\": \"P0000002\","
-        " \"item\": \"wlan_autologin\", \"state\": \"planned\", \"occurred_at\": \"2026-11-02T10:00:00Z\","
-        " \"hash\": \"0000000000000000000000000000000000000000000000000000000000000002\"},"
-        "{\"i\": 1, \"event_id\": \"00000000-0000-4000-8000-000000000001\", \"employee\": \"P0000003\","
-        " \"item\": \"wlan_autologin\", \"state\": \"planned\", \"occurred_at\": \"2026-11-02T10:00:00Z\","
-        " \"hash\": \"0000000000000000000000000000000000000000000000000000000000000003\"},"
-        "{\"i\": 2, \"event_id\": \"00000000-0000-4000-8000-000000000004\", \"employee\": \"P0000004\","
-        " \"item\": \"wlan_autologin\", \"state\": \"planned\", \"occurred_at\": \"2026-11-02T10:00:00Z\","
-        " \"hash\": \"0000000000000000000000000000000000000000000000000000000000000004\"},"
-        "{\"i\": 3, \"event_id\": \"00000000-0000-4000-8000-000000000001\", \"employee\": \"P0000001\","
-        " \"item\": \"wlan_autologin\", \"state\": \"planned\", \"occurred_at\": \"2026-11-02T10:00:00Z\","
-        " \"hash\": \"0000000000000000000000000000000000000000000000000000000000000001\"}"
-        "]"};
+    char ev[4][512], body[2100];
+    planned_event(ev[0], sizeof ev[0], 0, 2, "P0000002", 2);
+    planned_event(ev[1], sizeof ev[1], 1, 1, "P0000003", 3);
+    planned_event(ev[2], sizeof ev[2], 2, 4, "P0000004", 4);
+    planned_event(ev[3], sizeof ev[3], 3, 1, "P0000001", 1);
+
     /* the retry alone (no taken id to roll back): the set-based path answers it */
-    const char *retry[] = {
-        "[{\"i\": 0, \"event_id\": \"00000000-0000-4000-8000-000000000001\", \"employee\": \"P0000001\","
-        " \"item\": \"wlan_autologin\", \"state\": \"planned\", \"occurred_at\": \"2026-11-02T10:00:00Z\","
-        " \"hash\": \"0000000000000000000000000000000000000000000000000000000000000001\"}]"};
-    static const char *const expected[] = {"0 created 201 ", "1 rejected 409 event_id_conflict",
-                                           "2 created 201 ", "3 duplicate 200 "};
-    PGresult *res = PQexecParams(c, "SELECT i, result, status, coalesce(code, '')"
-                                    "  FROM rollout_apply_events($1::jsonb) ORDER BY i",
-                                 1, NULL, retry, NULL, NULL, 0);
-    cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s", PQresultErrorMessage(res));
-    cr_expect_str_eq(PQgetvalue(res, 0, 1), "duplicate");
-    PQclear(res);
-    res = PQexecParams(c, "SELECT i, result, status, coalesce(code, '')"
-                          "  FROM rollout_apply_events($1::jsonb) ORDER BY i",
-                       1, NULL, p, NULL, NULL, 0);
-    cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s", PQresultErrorMessage(res));
-    cr_assert_eq(PQntuples(res), 4, "one answer per event, each once");
-    for (int r = 0; r < 4; r++) {
-        char got[96];
-        snprintf(got, sizeof got, "%s %s %s %s", PQgetvalue(res, r, 0), PQgetvalue(res, r, 1),
-                 PQgetvalue(res, r, 2), PQgetvalue(res, r, 3));
-        cr_expect_str_eq(got, expected[r]);
-    }
-    PQclear(res);
+    char retry[512];
+    planned_event(retry, sizeof retry, 0, 1, "P0000001", 1);
+    snprintf(body, sizeof body, "[%s]", retry);
+    char *got = apply_group(c, body);
+    cr_expect_str_eq(got, "0 duplicate 200 ");
+    free(got);
+
+    snprintf(body, sizeof body, "[%s, %s, %s, %s]", ev[0], ev[1], ev[2], ev[3]);
+    got = apply_group(c, body);
+    cr_expect_str_eq(got, "0 created 201 ; 1 rejected 409 event_id_conflict; 2 created 201 ; "
+                          "3 duplicate 200 ",
+                     "one answer per event, each once");
+    free(got);
     PQfinish(c);
     /* stored once: events 1, 2 and 4; the states and counters of 2 and 4, counted once */
     cr_expect_eq(th_sql_int(&db, "SELECT count(*) FROM event"), 3);
