@@ -1,5 +1,6 @@
--- bench/sql/waits.sql: samples what rolloutd's database connections are doing, every 20 ms for
--- :secs seconds, and prints one line "idle=N cpu=N walsync=N walwrite=N lock=N lwlock=N io=N other=N"
+-- bench/sql/waits.sql: samples what rolloutd's connections to this database are doing, every
+-- 20 ms for :secs seconds, and prints one line
+-- "idle=N cpu=N walsync=N walwrite=N lock=N lwlock=N io=N other=N"
 -- (sample counts over all of the daemon's connections). idle: waiting for rolloutd to send the
 -- next group; cpu: running (no wait event); walsync/walwrite: the commit's WAL flush; lock:
 -- heavyweight locks (e.g. the commit-time NOTIFY lock); lwlock: lightweight locks (WAL insert...).
@@ -27,7 +28,8 @@ BEGIN
                    ELSE 'other'
                END
           FROM pg_stat_activity a
-         WHERE a.application_name = 'rolloutd' AND a.backend_type = 'client backend';
+         WHERE a.application_name = 'rolloutd' AND a.backend_type = 'client backend'
+           AND a.datname = current_database();
         COMMIT;
         PERFORM pg_sleep(0.02);
     END LOOP;
