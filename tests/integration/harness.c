@@ -637,10 +637,21 @@ int th_daemon_spawn(struct th_daemon *d, struct th_db *db, const char *extra_con
 
 int th_daemon_stop(struct th_daemon *d, int sig)
 {
+    th_daemon_signal(d, sig);
+    return th_daemon_reap(d, sig);
+}
+
+void th_daemon_signal(struct th_daemon *d, int sig)
+{
+    if (d->pid > 0)
+        kill(d->pid, sig);
+}
+
+int th_daemon_reap(struct th_daemon *d, int sig)
+{
     if (d->pid <= 0)
         return -1; /* never started, or already reaped */
     pid_t pid = d->pid;
-    kill(pid, sig);
     int st = daemon_reap(d, STOP_TIMEOUT_MS);
     if (st >= 0)
         return st;

@@ -55,6 +55,9 @@ void th_daemon_start(struct th_daemon *d, struct th_db *db, const char *extra_co
 int th_daemon_spawn(struct th_daemon *d, struct th_db *db, const char *extra_config, int wait_ms);
 /* Sends sig, waits up to 30 s for the exit and returns the exit status (128+n for a signal). */
 int th_daemon_stop(struct th_daemon *d, int sig);
+/* The same in two steps, for a test that acts between the signal and the wait. */
+void th_daemon_signal(struct th_daemon *d, int sig);
+int th_daemon_reap(struct th_daemon *d, int sig);
 /* The daemon's log so far (new string). */
 char *th_daemon_log(struct th_daemon *d);
 

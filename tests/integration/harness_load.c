@@ -95,6 +95,7 @@ struct th_load {
 
     atomic_long n_attempts, n_ok, n_503, n_503_ra, n_other, n_refused, n_no_answer, n_timeout,
         n_acked, n_waiting;
+    _Atomic int signal_phase; /* enum th_load_signal_phase */
     _Atomic long long last_ok_ms, max_503_ms;
     char summary[400];
 };
@@ -161,6 +162,7 @@ static void slot_finish(struct slot *s, enum th_load_outcome outcome)
     a->status = outcome == TH_LOAD_ANSWERED ? s->status : 0;
     a->retry_after = s->retry_after;
     a->t_done = th_now_ms();
+    a->done_after_signal = atomic_load(&l->signal_phase) == TH_LOAD_SIGNALLED;
     if (a->t_sent > 0)
         atomic_fetch_sub(&l->n_waiting, 1);
     if (s->bev) {
@@ -277,6 +279,7 @@ static void on_write(struct bufferevent *bev, void *arg)
     struct slot *s = arg;
     if (s->a.t_sent == 0 && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
         s->a.t_sent = th_now_ms();
+        s->a.sent_before_signal = atomic_load(&s->l->signal_phase) == TH_LOAD_UNSIGNALLED;
         atomic_fetch_add(&s->l->n_waiting, 1);
     }
 }
@@ -462,6 +465,11 @@ void th_load_stats(struct th_load *l, struct th_load_stats *out)
     out->last_ok_ms = atomic_load(&l->last_ok_ms);
     out->max_503_ms = atomic_load(&l->max_503_ms);
     out->waiting = atomic_load(&l->n_waiting);
+}
+
+void th_load_mark_signal(struct th_load *l, enum th_load_signal_phase phase)
+{
+    atomic_store(&l->signal_phase, (int)phase);
 }
 
 void th_load_set_port(struct th_load *l, int i, int port)

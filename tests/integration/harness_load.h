@@ -61,6 +61,11 @@ struct th_load_attempt {
     long long t_start; /* th_now_ms() when the connection was begun */
     long long t_sent;  /* when the whole request was handed to the kernel; 0 if it never was */
     long long t_done;  /* when the outcome was known */
+    /* Against th_load_mark_signal, exactly (a millisecond clock cannot order a request sent
+     * in the same millisecond as a signal): the whole request was handed to the kernel before
+     * the mark TH_LOAD_SIGNALLING; its outcome was known after the mark TH_LOAD_SIGNALLED. */
+    bool sent_before_signal;
+    bool done_after_signal;
 };
 
 /* Figures while the load runs (read without stopping it). */
@@ -86,6 +91,10 @@ bool th_load_wait_acked(struct th_load *l, long acked, int timeout_ms);
 /* Starts no more requests, waits for those in flight (each ends by timeout_ms), ends the
  * thread. Also right for a load that ended by itself (max_events). */
 void th_load_stop(struct th_load *l);
+/* For a test that signals a daemon under this load: TH_LOAD_SIGNALLING right before the
+ * kill(), TH_LOAD_SIGNALLED right after it (see sent_before_signal, done_after_signal). */
+enum th_load_signal_phase { TH_LOAD_UNSIGNALLED, TH_LOAD_SIGNALLING, TH_LOAD_SIGNALLED };
+void th_load_mark_signal(struct th_load *l, enum th_load_signal_phase phase);
 /* After th_load_stop: every attempt in the order they ended. */
 const struct th_load_attempt *th_load_attempts(struct th_load *l, int *n);
 /* A one-line summary of the figures, for logs and messages (static buffer). */
