@@ -10,7 +10,7 @@
 /* The SHA-256 of len bytes at data. False if OpenSSL failed (no SHA-256 provider). */
 bool digest_sha256(const void *data, size_t len, unsigned char out[DIGEST_SHA256_LEN]);
 
-/* The digest in lower-case hexadecimal: hex holds DIGEST_SHA256_LEN * 2 + 1 characters. */
-void digest_hex(const unsigned char md[DIGEST_SHA256_LEN], char hex[DIGEST_SHA256_LEN * 2 + 1]);
+/* The same in lower-case hexadecimal, NUL-terminated. False as digest_sha256. */
+bool digest_sha256_hex(const void *data, size_t len, char hex[DIGEST_SHA256_LEN * 2 + 1]);
 
 #endif

@@ -154,11 +154,8 @@ static bool fingerprint(json_t *event, char hex[65])
     char *canon = json_dumps(event, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
     if (canon == NULL)
         return false;
-    unsigned char md[DIGEST_SHA256_LEN];
-    bool ok = digest_sha256(canon, strlen(canon), md);
+    bool ok = digest_sha256_hex(canon, strlen(canon), hex);
     free(canon);
-    if (ok)
-        digest_hex(md, hex);
     return ok;
 }
 

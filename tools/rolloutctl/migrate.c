@@ -128,13 +128,11 @@ static int load_migrations(const char *dir, struct migration **out, size_t *coun
             rc = EX_NOINPUT;
             break;
         }
-        unsigned char md[DIGEST_SHA256_LEN];
-        if (!digest_sha256(m[n - 1].sql, len, md)) {
+        if (!digest_sha256_hex(m[n - 1].sql, len, m[n - 1].checksum)) {
             ctl_err("cannot compute the checksum of %s: OpenSSL has no SHA-256", path);
             rc = EX_SOFTWARE;
             break;
         }
-        digest_hex(md, m[n - 1].checksum);
     }
     closedir(d);
     if (rc == 0 && n > 0) {
