@@ -71,6 +71,12 @@ static const struct setting settings[] = {
      "Events waiting for the database at most; when full, posts get 503 with Retry-After."},
     {"queue.group_max_events", SETTING_INT, OFF(group_max_events), NULL, 2000, 1, 100000, false,
      "Most events written in one group commit."},
+    {"queue.group_parallel_min_events", SETTING_INT, OFF(group_parallel_min_events), NULL, 100, 1,
+     100000, false,
+     "While a group commit runs, another starts beside it on a free connection only with at "
+     "least this many events; fewer wait for the running one and then go as one group (each "
+     "group costs the database a fixed part on top of its events). 1: every free connection "
+     "takes the waiting events at once."},
 
     {"access.public_status", SETTING_BOOL, OFF(public_status), NULL, 1, 0, 1, true,
      "GET /status without a token."},

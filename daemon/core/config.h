@@ -41,6 +41,7 @@ struct rollout_config {
 
     int queue_max_events;
     int group_max_events;
+    int group_parallel_min_events;
 
     bool public_status;
     bool public_metrics;

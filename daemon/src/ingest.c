@@ -17,6 +17,8 @@ struct ingest {
     int inflight;
     int max_queue;
     int group_max;
+    int parallel_min;    /* events a group needs to start beside a running one */
+    int running;         /* group commits on a connection, not done yet */
     bool group_waiting;  /* a group job sits in the pool's queue and will take the events */
     struct event *kick;  /* submits the next group outside of the pool's callbacks */
     void (*commit_hook)(void *arg, int created);
@@ -54,6 +56,7 @@ static bool group_send(struct db_job *job, PGconn *conn)
     struct ingest *ing = g->ing;
     ing->group_waiting = false;
     g->sent = true;
+    ing->running++;
     int take = ing->queued < ing->group_max ? ing->queued : ing->group_max;
     if (take > 0 && TAILQ_FIRST(&ing->queue)->single)
         take = 1; /* retried after its group failed: alone, to find the one that fails */
@@ -132,6 +135,11 @@ static void group_done(struct db_job *job, enum db_job_outcome outcome, const ch
         return;
     }
     ing->inflight -= g->n;
+    ing->running--;
+    /* The events that waited for this group go now, before its answers are written: the server
+     * works on them meanwhile. (A failed group's events are queued again first, below.) */
+    if (outcome != DB_JOB_FAILED)
+        group_submit(ing);
 
     if (outcome == DB_JOB_OK && g->res != NULL && PQntuples(g->res) == g->n) {
         /* committed: now, and only now, the answers may go out */
@@ -184,8 +192,8 @@ static void group_done(struct db_job *job, enum db_job_outcome outcome, const ch
                 TAILQ_INSERT_HEAD(&ing->queue, item, link);
                 ing->queued++;
             }
-            group_submit(ing);
         }
+        group_submit(ing);
     }
     group_free(g);
 }
@@ -193,6 +201,11 @@ static void group_done(struct db_job *job, enum db_job_outcome outcome, const ch
 static void group_submit(struct ingest *ing)
 {
     if (ing->group_waiting || ing->queued == 0)
+        return;
+    /* Each group commit costs the server a fixed part (the statement's start, the commit) on
+     * top of its events. Small groups side by side pay it twice and take the CPU from each
+     * other; waiting for the running one makes one larger group instead. */
+    if (ing->running > 0 && ing->queued < ing->parallel_min)
         return;
     struct group *g = calloc(1, sizeof *g);
     g->ing = ing;
@@ -217,7 +230,7 @@ static void ingest_kick(evutil_socket_t fd, short what, void *arg)
 }
 
 struct ingest *ingest_new(struct event_base *base, struct db_pool *pool, int max_queue,
-                          int group_max, struct metrics *metrics)
+                          int group_max, int parallel_min, struct metrics *metrics)
 {
     struct ingest *ing = calloc(1, sizeof *ing);
     ing->base = base;
@@ -225,6 +238,7 @@ struct ingest *ingest_new(struct event_base *base, struct db_pool *pool, int max
     ing->metrics = metrics;
     ing->max_queue = max_queue;
     ing->group_max = group_max;
+    ing->parallel_min = parallel_min;
     TAILQ_INIT(&ing->queue);
     ing->kick = event_new(base, -1, 0, ingest_kick, ing);
     return ing;
@@ -279,11 +293,6 @@ void ingest_set_commit_hook(struct ingest *ing, void (*hook)(void *arg, int crea
     ing->commit_arg = arg;
 }
 
-void ingest_set_limits(struct ingest *ing, int max_queue, int group_max)
-{
-    ing->max_queue = max_queue;
-    ing->group_max = group_max;
-}
 
 void ingest_free(struct ingest *ing)
 {

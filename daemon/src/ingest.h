@@ -3,7 +3,8 @@
  * Validated events wait here. Whenever a pool connection is free, one group job takes every
  * waiting event (up to queue.group_max_events) and applies them with one call of
  * rollout_apply_events() in one transaction, so concurrent clients share one commit and one
- * fsync. Outcomes are handed back only after the sync that ends the transaction arrived, i.e.
+ * fsync. While a group commit runs, another one starts beside it only when it would take at
+ * least queue.group_parallel_min_events; fewer wait and go together when the running one ends. Outcomes are handed back only after the sync that ends the transaction arrived, i.e.
  * after the commit. If the group fails for an unexpected reason, its events are retried one
  * by one, so one poisonous event cannot take the others down with it. */
 #ifndef ROLLOUT_INGEST_H
@@ -51,7 +52,7 @@ struct metrics;
 struct ingest;
 
 struct ingest *ingest_new(struct event_base *base, struct db_pool *pool, int max_queue,
-                          int group_max, struct metrics *metrics);
+                          int group_max, int parallel_min, struct metrics *metrics);
 /* Queues n items at once, or none: false when the queue has no room for all of them (the
  * caller answers 503 queue_full) or the database is down (503 database_unavailable, told by
  * *db_down). */
@@ -62,7 +63,6 @@ int ingest_queue_depth(const struct ingest *ing);
 int ingest_inflight(const struct ingest *ing);
 /* Called after every committed group with its count of created events. */
 void ingest_set_commit_hook(struct ingest *ing, void (*hook)(void *arg, int created), void *arg);
-void ingest_set_limits(struct ingest *ing, int max_queue, int group_max);
 void ingest_free(struct ingest *ing);
 
 #endif

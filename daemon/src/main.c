@@ -367,7 +367,7 @@ static int run(struct daemon *d)
                                  src_pool_busy, src_waiting,  d};
     d->metrics = metrics_new(&src);
     d->ingest = ingest_new(d->base, d->pool, d->cfg.queue_max_events, d->cfg.group_max_events,
-                           d->metrics);
+                           d->cfg.group_parallel_min_events, d->metrics);
     ingest_set_commit_hook(d->ingest, on_commit, d);
     d->auth = auth_new(d->base, d->pool, d->cfg.token_refresh_ms);
     d->progress = progress_new(d->base, d->pool, &d->cfg);

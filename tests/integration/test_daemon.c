@@ -2,6 +2,7 @@
  * must not stall anything but the requests that wait for it. */
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "harness_load.h"
 
 static struct th_db db;
 
@@ -201,5 +203,130 @@ Test(daemon, a_slow_database_does_not_stall_other_requests)
     pthread_join(t, NULL);
     cr_assert_eq(p.status, 201, "the waiting post ended with %d", p.status);
     th_daemon_stop(&d, SIGTERM);
+    free(tok);
+}
+
+struct async_post {
+    struct th_daemon *d;
+    const char *token;
+    char body[1024];
+    atomic_int status; /* 0 until answered */
+};
+
+static void *async_post_run(void *arg)
+{
+    struct async_post *p = arg;
+    struct th_response *r =
+        th_http(p->d, "POST", "/v1/events", p->token, NULL, p->body, strlen(p->body));
+    atomic_store(&p->status, r->status ? r->status : -1);
+    th_response_free(r);
+    return NULL;
+}
+
+/* events for the given employees, "planned" for the mobile device: one object, or an array */
+static void event_body(char *out, size_t size, const char *const *employees, int n, bool array)
+{
+    size_t len = (size_t)snprintf(out, size, "%s", array ? "[" : "");
+    for (int i = 0; i < n; i++) {
+        char id[37];
+        th_uuid(id);
+        len += (size_t)snprintf(out + len, size - len,
+                                "%s{\"event_id\":\"%s\",\"employee\":\"%s\",\"item\":"
+                                "\"mobile_device\",\"state\":\"planned\",\"occurred_at\":"
+                                "\"2026-11-20T09:30:00+01:00\"}",
+                                i ? "," : "", id, employees[i]);
+    }
+    snprintf(out + len, size - len, "%s", array ? "]" : "");
+}
+
+static bool wait_until(bool (*pred)(void *), void *arg, int timeout_ms)
+{
+    for (int waited = 0; waited < timeout_ms; waited += 20) {
+        if (pred(arg))
+            return true;
+        th_sleep_ms(20);
+    }
+    return pred(arg);
+}
+
+static bool group_waits_on_lock(void *arg)
+{
+    return th_sql_int(arg, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                           "AND query LIKE '%rollout_apply_events%'") == 1;
+}
+
+static bool one_event_queued(void *arg)
+{
+    return th_metric(arg, "rolloutd_queue_events") == 1;
+}
+
+static bool both_answered(void *arg)
+{
+    struct async_post **p = arg;
+    return atomic_load(&p[0]->status) != 0 && atomic_load(&p[1]->status) != 0;
+}
+
+/* queue.group_parallel_min_events: while one group commit runs (here: held up by a row lock),
+ * fewer waiting events than the setting wait for it, and that many go beside it at once. */
+Test(daemon, a_small_group_waits_for_the_running_one_a_large_one_goes_beside_it)
+{
+    char *tok = th_token(&db, "group-admin", "admin", NULL);
+    struct th_daemon d;
+    th_daemon_start(&d, &db,
+                    "database = { conninfo = \"@CONNINFO@\"; pool_size = 2; };\n"
+                    "queue = { group_parallel_min_events = 3; };\n");
+    PGconn *locker = PQconnectdb(db.conninfo_super);
+    cr_assert_eq(PQstatus(locker), CONNECTION_OK);
+    PQclear(PQexec(locker, "BEGIN"));
+    PGresult *res =
+        PQexec(locker, "SELECT 1 FROM employee WHERE personnel_number = 'P0000005' FOR UPDATE");
+    cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s", PQresultErrorMessage(res));
+    PQclear(res);
+
+    static const char *const held[] = {"P0000005"}, *const single[] = {"P0000006"},
+                             *const batch[] = {"P0000007", "P0000008", "P0000009"};
+    static struct async_post a, b, c;
+    a = (struct async_post){.d = &d, .token = tok};
+    b = a;
+    c = a;
+    event_body(a.body, sizeof a.body, held, 1, false);
+    event_body(b.body, sizeof b.body, single, 1, false);
+    event_body(c.body, sizeof c.body, batch, 3, true);
+    pthread_t ta, tb, tc;
+
+    pthread_create(&ta, NULL, async_post_run, &a);
+    cr_assert(wait_until(group_waits_on_lock, &db, 10000),
+              "the first group commit never waited for the row lock");
+
+    pthread_create(&tb, NULL, async_post_run, &b);
+    cr_assert(wait_until(one_event_queued, &d, 10000), "the second post was not queued");
+    th_sleep_ms(300); /* time enough for a group beside the held one, were one started */
+    cr_expect_eq(atomic_load(&b.status), 0, "one event went beside the running group commit");
+    cr_expect_eq(th_metric(&d, "rolloutd_queue_events"), 1);
+    cr_expect_eq(th_sql_int(&db, "SELECT count(*) FROM event e JOIN employee p ON p.id = "
+                                 "e.employee_id WHERE p.personnel_number = 'P0000006'"),
+                 0);
+
+    pthread_create(&tc, NULL, async_post_run, &c);
+    struct async_post *bc[] = {&b, &c};
+    cr_assert(wait_until(both_answered, bc, 10000),
+              "four waiting events did not go beside the held group commit (statuses %d, %d)",
+              atomic_load(&b.status), atomic_load(&c.status));
+    cr_expect_eq(atomic_load(&b.status), 201);
+    cr_expect_eq(atomic_load(&c.status), 200);
+    cr_expect_eq(atomic_load(&a.status), 0, "answered although its commit cannot have happened");
+    cr_expect_eq(th_sql_int(&db, "SELECT count(*) FROM event e JOIN employee p ON p.id = "
+                                 "e.employee_id WHERE p.personnel_number IN "
+                                 "('P0000006', 'P0000007', 'P0000008', 'P0000009')"),
+                 4);
+
+    PQclear(PQexec(locker, "COMMIT"));
+    PQfinish(locker);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    pthread_join(tc, NULL);
+    cr_assert_eq(atomic_load(&a.status), 201, "the held post ended with %d",
+                 atomic_load(&a.status));
+    cr_assert_eq(th_daemon_stop(&d, SIGTERM), 0);
     free(tok);
 }

@@ -59,6 +59,7 @@ static void expect_defaults(const struct rollout_config *c)
     cr_expect_eq(c->batch_max_events, 1000);
     cr_expect_eq(c->queue_max_events, 20000);
     cr_expect_eq(c->group_max_events, 2000);
+    cr_expect_eq(c->group_parallel_min_events, 100);
     cr_expect(c->public_status);
     cr_expect(c->public_metrics);
     cr_expect(c->public_dashboard);
@@ -110,7 +111,8 @@ Test(config, good_config)
                        "http = { max_body_bytes = 1048576; max_header_bytes = 8192; timeout = 10;\n"
                        "  request_deadline_ms = 15000; max_connections = 1000;\n"
                        "  batch_max_events = 500; };\n"
-                       "queue = { max_events = 5000; group_max_events = 250; };\n"
+                       "queue = { max_events = 5000; group_max_events = 250;\n"
+                       "  group_parallel_min_events = 1; };\n"
                        "access = { public_status = false; public_metrics = false;\n"
                        "  public_dashboard = false; token_refresh_ms = 2000; };\n"
                        "progress = { snapshot_refresh_ms = 500; };\n"
@@ -138,6 +140,7 @@ Test(config, good_config)
     cr_expect_eq(cfg.batch_max_events, 500);
     cr_expect_eq(cfg.queue_max_events, 5000);
     cr_expect_eq(cfg.group_max_events, 250);
+    cr_expect_eq(cfg.group_parallel_min_events, 1);
     cr_expect_not(cfg.public_status);
     cr_expect_not(cfg.public_metrics);
     cr_expect_not(cfg.public_dashboard);
