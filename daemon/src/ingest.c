@@ -293,7 +293,6 @@ void ingest_set_commit_hook(struct ingest *ing, void (*hook)(void *arg, int crea
     ing->commit_arg = arg;
 }
 
-
 void ingest_free(struct ingest *ing)
 {
     if (ing == NULL)

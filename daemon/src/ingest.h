@@ -4,9 +4,10 @@
  * waiting event (up to queue.group_max_events) and applies them with one call of
  * rollout_apply_events() in one transaction, so concurrent clients share one commit and one
  * fsync. While a group commit runs, another one starts beside it only when it would take at
- * least queue.group_parallel_min_events; fewer wait and go together when the running one ends. Outcomes are handed back only after the sync that ends the transaction arrived, i.e.
- * after the commit. If the group fails for an unexpected reason, its events are retried one
- * by one, so one poisonous event cannot take the others down with it. */
+ * least queue.group_parallel_min_events; fewer wait and go together when the running one ends.
+ * Outcomes are handed back only after the sync that ends the transaction arrived, i.e. after
+ * the commit. If the group fails for an unexpected reason, its events are retried one by one,
+ * so one poisonous event cannot take the others down with it. */
 #ifndef ROLLOUT_INGEST_H
 #define ROLLOUT_INGEST_H
 
