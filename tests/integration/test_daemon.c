@@ -33,15 +33,23 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int post_event(struct th_daemon *d, const char *token, const char *employee,
-                      const char *item, const char *state)
+/* One event as JSON, with a new event_id. */
+static void event_json(char *out, size_t size, const char *employee, const char *item,
+                       const char *state)
 {
-    char id[37], body[512];
+    char id[37];
     th_uuid(id);
-    snprintf(body, sizeof body,
+    snprintf(out, size,
              "{\"event_id\":\"%s\",\"employee\":\"%s\",\"item\":\"%s\",\"state\":\"%s\","
              "\"occurred_at\":\"2026-11-20T09:30:00+01:00\"}",
              id, employee, item, state);
+}
+
+static int post_event(struct th_daemon *d, const char *token, const char *employee,
+                      const char *item, const char *state)
+{
+    char body[512];
+    event_json(body, sizeof body, employee, item, state);
     struct th_response *r = th_http(d, "POST", "/v1/events", token, NULL, body, strlen(body));
     int status = r->status;
     th_response_free(r);
@@ -155,57 +163,7 @@ Test(daemon, sighup_reloads_settings_and_keeps_serving)
     free(tok);
 }
 
-struct slow_post {
-    struct th_daemon *d;
-    const char *token;
-    int status;
-};
-
-static void *post_in_thread(void *arg)
-{
-    struct slow_post *p = arg;
-    p->status = post_event(p->d, p->token, "P0000005", "mobile_device", "planned");
-    return NULL;
-}
-
-/* A database that does not answer (a table lock held elsewhere) delays only the posts that
- * wait for it: health, status, metrics and progress come from memory, at once. */
-Test(daemon, a_slow_database_does_not_stall_other_requests)
-{
-    char *tok = th_token(&db, "slow-admin", "admin", NULL);
-    struct th_daemon d;
-    th_daemon_start(&d, &db, "database = { conninfo = \"@CONNINFO@\"; pool_size = 2; };\n");
-    PGconn *locker = PQconnectdb(db.conninfo_super);
-    cr_assert_eq(PQstatus(locker), CONNECTION_OK);
-    PQclear(PQexec(locker, "BEGIN"));
-    PGresult *res = PQexec(locker, "LOCK TABLE employee IN ACCESS EXCLUSIVE MODE");
-    cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "%s", PQresultErrorMessage(res));
-    PQclear(res);
-
-    struct slow_post p = {&d, tok, 0};
-    pthread_t t;
-    pthread_create(&t, NULL, post_in_thread, &p);
-    usleep(300 * 1000); /* the post now waits on the lock */
-
-    static const char *const paths[] = {"/healthz", "/status", "/metrics", "/v1/progress"};
-    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
-        double start = now_s();
-        struct th_response *r = th_http(&d, "GET", paths[i], NULL, NULL, NULL, 0);
-        double took = now_s() - start;
-        cr_expect_eq(r->status, 200, "%s: %d", paths[i], r->status);
-        cr_expect_lt(took, 0.5, "%s took %.2f s while the database was stuck", paths[i], took);
-        th_response_free(r);
-    }
-    cr_expect_eq(p.status, 0, "the post was answered although its commit cannot have happened");
-
-    PQclear(PQexec(locker, "COMMIT"));
-    PQfinish(locker);
-    pthread_join(t, NULL);
-    cr_assert_eq(p.status, 201, "the waiting post ended with %d", p.status);
-    th_daemon_stop(&d, SIGTERM);
-    free(tok);
-}
-
+/* A post on a thread of its own, for a test that acts while it waits. */
 struct async_post {
     struct th_daemon *d;
     const char *token;
@@ -223,20 +181,58 @@ static void *async_post_run(void *arg)
     return NULL;
 }
 
-/* events for the given employees, "planned" for the mobile device: one object, or an array */
-static void event_body(char *out, size_t size, const char *const *employees, int n, bool array)
+/* A database that does not answer (a table lock held elsewhere) delays only the posts that
+ * wait for it: health, status, metrics and progress come from memory, at once. */
+Test(daemon, a_slow_database_does_not_stall_other_requests)
 {
-    size_t len = (size_t)snprintf(out, size, "%s", array ? "[" : "");
-    for (int i = 0; i < n; i++) {
-        char id[37];
-        th_uuid(id);
-        len += (size_t)snprintf(out + len, size - len,
-                                "%s{\"event_id\":\"%s\",\"employee\":\"%s\",\"item\":"
-                                "\"mobile_device\",\"state\":\"planned\",\"occurred_at\":"
-                                "\"2026-11-20T09:30:00+01:00\"}",
-                                i ? "," : "", id, employees[i]);
+    char *tok = th_token(&db, "slow-admin", "admin", NULL);
+    struct th_daemon d;
+    th_daemon_start(&d, &db, "database = { conninfo = \"@CONNINFO@\"; pool_size = 2; };\n");
+    PGconn *locker = PQconnectdb(db.conninfo_super);
+    cr_assert_eq(PQstatus(locker), CONNECTION_OK);
+    PQclear(PQexec(locker, "BEGIN"));
+    PGresult *res = PQexec(locker, "LOCK TABLE employee IN ACCESS EXCLUSIVE MODE");
+    cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "%s", PQresultErrorMessage(res));
+    PQclear(res);
+
+    static struct async_post p;
+    p = (struct async_post){.d = &d, .token = tok};
+    event_json(p.body, sizeof p.body, "P0000005", "mobile_device", "planned");
+    pthread_t t;
+    pthread_create(&t, NULL, async_post_run, &p);
+    usleep(300 * 1000); /* the post now waits on the lock */
+
+    static const char *const paths[] = {"/healthz", "/status", "/metrics", "/v1/progress"};
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        double start = now_s();
+        struct th_response *r = th_http(&d, "GET", paths[i], NULL, NULL, NULL, 0);
+        double took = now_s() - start;
+        cr_expect_eq(r->status, 200, "%s: %d", paths[i], r->status);
+        cr_expect_lt(took, 0.5, "%s took %.2f s while the database was stuck", paths[i], took);
+        th_response_free(r);
     }
-    snprintf(out + len, size - len, "%s", array ? "]" : "");
+    cr_expect_eq(atomic_load(&p.status), 0,
+                 "the post was answered although its commit cannot have happened");
+
+    PQclear(PQexec(locker, "COMMIT"));
+    PQfinish(locker);
+    pthread_join(t, NULL);
+    cr_assert_eq(atomic_load(&p.status), 201, "the waiting post ended with %d",
+                 atomic_load(&p.status));
+    th_daemon_stop(&d, SIGTERM);
+    free(tok);
+}
+
+/* A batch: "planned" for the mobile device of each of the employees. */
+static void batch_json(char *out, size_t size, const char *const *employees, int n)
+{
+    size_t len = (size_t)snprintf(out, size, "[");
+    for (int i = 0; i < n; i++) {
+        char ev[512];
+        event_json(ev, sizeof ev, employees[i], "mobile_device", "planned");
+        len += (size_t)snprintf(out + len, size - len, "%s%s", i ? "," : "", ev);
+    }
+    snprintf(out + len, size - len, "]");
 }
 
 static bool wait_until(bool (*pred)(void *), void *arg, int timeout_ms)
@@ -289,9 +285,9 @@ Test(daemon, a_small_group_waits_for_the_running_one_a_large_one_goes_beside_it)
     a = (struct async_post){.d = &d, .token = tok};
     b = a;
     c = a;
-    event_body(a.body, sizeof a.body, held, 1, false);
-    event_body(b.body, sizeof b.body, single, 1, false);
-    event_body(c.body, sizeof c.body, batch, 3, true);
+    event_json(a.body, sizeof a.body, held[0], "mobile_device", "planned");
+    event_json(b.body, sizeof b.body, single[0], "mobile_device", "planned");
+    batch_json(c.body, sizeof c.body, batch, 3);
     pthread_t ta, tb, tc;
 
     pthread_create(&ta, NULL, async_post_run, &a);
