@@ -254,9 +254,9 @@ Test(cli_events, verify_finds_a_counter_corrupted_on_purpose)
     import_clean();
     PQclear(
         th_sql(&db,
-               "UPDATE progress_counter SET n = n + 1 WHERE (dienststelle, item, state, shard) ="
-               " (SELECT dienststelle, item, state, shard FROM progress_counter"
-               "  WHERE dienststelle = 'FIN-WI-01' AND item = 'mobile_device' AND state = 'active'"
+               "UPDATE progress_count SET active = active + 1 WHERE (dienststelle, item, shard) ="
+               " (SELECT dienststelle, item, shard FROM progress_count"
+               "  WHERE dienststelle = 'FIN-WI-01' AND item = 'mobile_device' AND active <> 0"
                "  LIMIT 1)",
                0, NULL));
     struct th_ctl_run r = ctl("verify", NULL);
@@ -269,9 +269,10 @@ Test(cli_events, verify_finds_a_counter_corrupted_on_purpose)
     /* a counter row for a combination nobody is in must sum to 0 */
     PQclear(
         th_sql(&db,
-               "UPDATE progress_counter SET n = n - 1 WHERE dienststelle = 'FIN-WI-01'"
-               " AND item = 'mobile_device' AND state = 'active';"
-               "INSERT INTO progress_counter VALUES ('JUS-F-01', 'hessen_voice', 'returned', 9, 1)",
+               "UPDATE progress_count SET active = active - 1 WHERE dienststelle = 'FIN-WI-01'"
+               " AND item = 'mobile_device' AND active <> 0;"
+               "INSERT INTO progress_count (dienststelle, item, shard, returned)"
+               " VALUES ('JUS-F-01', 'hessen_voice', 9, 1)",
                0, NULL));
     r = ctl("verify", NULL);
     cr_assert_eq(r.status, 1);

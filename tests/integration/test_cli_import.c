@@ -48,7 +48,7 @@ static char *state_of_db(void)
                        " (SELECT string_agg(t::text, '|' ORDER BY t::text) FROM dienststelle t),"
                        " (SELECT string_agg(t::text, '|' ORDER BY t::text) FROM employee t),"
                        " (SELECT string_agg(t::text, '|' ORDER BY t::text)"
-                       "   FROM progress_counter t),"
+                       "   FROM progress_count t),"
                        " (SELECT string_agg(t::text, '|' ORDER BY t::text) FROM daily_done t)))");
 }
 

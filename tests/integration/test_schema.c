@@ -1,4 +1,4 @@
-/* The group commit's SQL function (schema/002_group_commit.sql, 003_counter_lanes.sql) as
+/* The group commit's SQL function (schema/002_group_commit.sql to 005_state_columns.sql) as
  * PostgreSQL runs it: what it guards without foreign keys, that its transaction sends no NOTIFY,
  * that its lookups stay index probes whatever the tables' sizes were when its plan was cached,
  * and that the counter shards stay as few as the writers that ran at once. */
@@ -232,7 +232,7 @@ Test(schema, lookups_stay_index_probes_after_the_tables_grow)
  * that started later are not visible to it before they commit, and none commits meanwhile. */
 static int lane_written(PGconn *conn)
 {
-    PGresult *res = PQexec(conn, "SELECT min(shard), max(shard) FROM progress_counter"
+    PGresult *res = PQexec(conn, "SELECT min(shard), max(shard) FROM progress_count"
                                  " WHERE xmin::text::bigint >= txid_current() % 4294967296");
     cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s", PQresultErrorMessage(res));
     cr_assert(!PQgetisnull(res, 0, 0), "the transaction wrote no counter row");
@@ -277,13 +277,15 @@ Test(schema, counter_lanes_stay_as_few_as_concurrent_writers)
         PQclear(PQexec(one, "COMMIT"));
         PQfinish(one);
     }
-    cr_assert_eq(th_sql_int(&db, "SELECT max(shard) FROM progress_counter"), 2);
+    cr_assert_eq(th_sql_int(&db, "SELECT max(shard) FROM progress_count"), 2);
 }
 
-/* 003 on a database that 002 wrote to: the counters of every shard so far are folded into lane
- * 0, and every sum stays what it was. The test takes 003 back out (its function, its row in
- * schema_migrations) and lets rolloutctl migrate apply it again. */
-Test(schema, migration_003_folds_the_shards_and_keeps_the_sums)
+/* 003 and 005 on a database that 002 wrote to: 003 folds the counters of every shard so far
+ * into lane 0, 005 turns the rows per state into a row per office and item with a column per
+ * state, and every sum stays what it was. The test takes both back out (their functions, 005's
+ * table and view, their rows in schema_migrations; progress_counter again the table of 001) and
+ * lets rolloutctl migrate apply them again. */
+Test(schema, migrations_003_and_005_fold_the_counters_and_keep_the_sums)
 {
     static const char sums[] =
         "SELECT coalesce(string_agg(format('%s/%s/%s=%s', dienststelle, item, state, n), ' '"
@@ -295,6 +297,19 @@ Test(schema, migration_003_folds_the_shards_and_keeps_the_sums)
         "                           ORDER BY day, dienststelle, item), '')"
         "  FROM (SELECT day, dienststelle, item, sum(n) AS n FROM daily_done"
         "         GROUP BY 1, 2, 3 HAVING sum(n) <> 0) x";
+    PQclear(th_sql(&db,
+                   "DROP VIEW progress_counter;"
+                   "DROP FUNCTION rollout_add_counts(text[], text[], rollout_state[], integer[],"
+                   "                                 smallint);"
+                   "DROP TABLE progress_count;"
+                   "CREATE TABLE progress_counter ("
+                   " dienststelle text NOT NULL REFERENCES dienststelle (code),"
+                   " item text NOT NULL REFERENCES item (key), state rollout_state NOT NULL,"
+                   " shard smallint NOT NULL CHECK (shard BETWEEN 0 AND 63), n bigint NOT NULL,"
+                   " PRIMARY KEY (dienststelle, item, state, shard));"
+                   "DROP FUNCTION rollout_counter_shard();"
+                   "DELETE FROM schema_migrations WHERE version IN (3, 5)",
+                   0, NULL));
     /* what shards by backend pid left behind: one office's counts spread over several shards */
     PQclear(th_sql(&db,
                    "INSERT INTO progress_counter (dienststelle, item, state, shard, n) VALUES"
@@ -313,22 +328,37 @@ Test(schema, migration_003_folds_the_shards_and_keeps_the_sums)
     char *days_before = th_sql_text(&db, days);
     cr_assert(strstr(before, "FIN-WI-01/mobile_device/active="), "%s", before);
 
-    PQclear(th_sql(&db, "DROP FUNCTION rollout_counter_shard()", 0, NULL));
-    PQclear(th_sql(&db, "DELETE FROM schema_migrations WHERE version = 3", 0, NULL));
     struct th_ctl_run r = th_ctl("--db", db.conninfo_super, "--schema-dir",
                                  ROLLOUT_SOURCE_DIR "/schema", "migrate", NULL);
     cr_assert_eq(r.status, 0, "%s", r.err);
     th_assert_has(r.err, "applied 003_counter_lanes.sql");
+    th_assert_has(r.err, "applied 005_state_columns.sql");
     th_ctl_run_free(&r);
 
     char *after = th_sql_text(&db, sums);
     char *days_after = th_sql_text(&db, days);
     cr_expect_str_eq(after, before);
     cr_expect_str_eq(days_after, days_before);
-    cr_expect_eq(th_sql_int(&db, "SELECT count(*) FROM progress_counter WHERE shard <> 0"), 0);
+    cr_expect_eq(th_sql_int(&db, "SELECT count(*) FROM progress_count WHERE shard <> 0"), 0);
     cr_expect_eq(th_sql_int(&db, "SELECT count(*) FROM daily_done WHERE shard <> 0"), 0);
-    /* one row per key, none that sums to nothing */
-    cr_expect_eq(th_sql_int(&db, "SELECT count(*) FROM progress_counter WHERE n = 0"), 0);
+    /* one row per office and item with counts, none that counts nothing */
+    cr_expect_eq(th_sql_int(&db, "SELECT count(*) FROM progress_count"),
+                 th_sql_int(&db, "SELECT count(DISTINCT (dienststelle, item)) FROM progress_counter"));
+    cr_expect_eq(th_sql_int(&db, "SELECT count(*) FROM progress_count WHERE (planned, ordered,"
+                                 " delivered, active, returned, cancelled) = (0, 0, 0, 0, 0, 0)"),
+                 0);
+    /* the group commit writes the new table, and the service role reads it through the view */
+    static const char planned[] =
+        "SELECT coalesce(sum(n), 0) FROM progress_counter WHERE dienststelle = 'FIN-WI-01'"
+        " AND item = 'wlan_autologin' AND state = 'planned'";
+    long long planned_before = th_sql_int(&db, planned);
+    PGconn *c = service_conn();
+    apply_one(c, "P0000002", 300);
+    PGresult *res = PQexec(c, planned);
+    cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s", PQresultErrorMessage(res));
+    cr_expect_eq(atoll(PQgetvalue(res, 0, 0)), planned_before + 1);
+    PQclear(res);
+    PQfinish(c);
     free(before);
     free(after);
     free(days_before);

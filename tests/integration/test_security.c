@@ -141,6 +141,8 @@ Test(security, the_service_role_cannot_change_structure_or_tokens)
         "UPDATE item_state SET state = 'active'",
         "SELECT rollout_forget('P0000001', 'x')",
         "SELECT * FROM rollout_apply_events_serial('[]')",
+        "UPDATE progress_count SET active = active + 1",
+        "SELECT rollout_add_counts('{FIN-WI-01}', '{hessen_voice}', '{active}', '{1}', 0::smallint)",
     };
     for (size_t i = 0; i < sizeof forbidden / sizeof forbidden[0]; i++) {
         PGresult *res = PQexec(c, forbidden[i]);

@@ -198,15 +198,12 @@ static int merge_employees(struct ctl *ctl, bool has_name, long long counts[4])
      * one's, in this transaction's counter lane (summed over the lanes, so one lane may go below
      * zero; only the sum means anything). */
     rc = exec_count(ctl,
-                    "INSERT INTO progress_counter AS c (dienststelle, item, state, shard, n)"
-                    " SELECT dst, item, state, (SELECT rollout_counter_shard()), sum(n) FROM ("
+                    "SELECT rollout_add_counts(array_agg(dst), array_agg(item), array_agg(state),"
+                    "                          array_agg(n), rollout_counter_shard()) FROM ("
                     "  SELECT m.old_dst AS dst, s.item, s.state, -1 AS n FROM import_moved m"
                     "   JOIN item_state s ON s.employee_id = m.id"
                     "  UNION ALL SELECT m.new_dst, s.item, s.state, 1 FROM import_moved m"
-                    "   JOIN item_state s ON s.employee_id = m.id) x"
-                    " GROUP BY dst, item, state HAVING sum(n) <> 0 ORDER BY dst, item, state"
-                    " ON CONFLICT (dienststelle, item, state, shard)"
-                    " DO UPDATE SET n = c.n + excluded.n",
+                    "   JOIN item_state s ON s.employee_id = m.id) x",
                     0, NULL, NULL);
     if (rc)
         return rc;
