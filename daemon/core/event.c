@@ -149,13 +149,17 @@ bool event_parse_timestamp(const char *s, int64_t *out_us)
     return true;
 }
 
-static bool fingerprint(json_t *event, char hex[65])
+/* The hex SHA-256 of the event's canonical form; *canonical: that form (NULL: not wanted). */
+static bool fingerprint(json_t *event, char hex[65], char **canonical)
 {
     char *canon = json_dumps(event, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
     if (canon == NULL)
         return false;
     bool ok = digest_sha256_hex(canon, strlen(canon), hex);
-    free(canon);
+    if (ok && canonical)
+        *canonical = canon;
+    else
+        free(canon);
     return ok;
 }
 
@@ -286,6 +290,14 @@ static bool validate_features(json_t *f, enum item item, json_t *out, struct api
 
 json_t *event_validate(json_t *event, int64_t now_us, struct api_error *err)
 {
+    return event_validate_canonical(event, now_us, NULL, err);
+}
+
+json_t *event_validate_canonical(json_t *event, int64_t now_us, char **canonical,
+                                 struct api_error *err)
+{
+    if (canonical)
+        *canonical = NULL;
     static const char *const known[] = {"event_id", "employee", "item",     "state",
                                         "occurred_at", "device", "features", "note", NULL};
     if (!json_is_object(event)) {
@@ -358,7 +370,7 @@ json_t *event_validate(json_t *event, int64_t now_us, struct api_error *err)
     json_t *written = json_incref(json_object_get(out, "occurred_at"));
     json_object_set_new(out, "occurred_at", json_integer((json_int_t)at_us));
     char hex[65];
-    bool printed = fingerprint(out, hex);
+    bool printed = fingerprint(out, hex, canonical);
     json_object_set_new(out, "occurred_at", written);
     if (!printed) {
         json_decref(out);

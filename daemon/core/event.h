@@ -37,6 +37,12 @@ json_t *event_parse_body(const char *body, size_t len, struct api_error *err);
  * ordered. now_us: the current time in microseconds since the epoch. */
 json_t *event_validate(json_t *event, int64_t now_us, struct api_error *err);
 
+/* As event_validate, and *canonical: the canonical form that was hashed (compact JSON, keys
+ * sorted, ASCII only, occurred_at in microseconds since the epoch, no "hash"), which the group
+ * commit sends on (see ingest.c). A new string for the caller to free; NULL on failure. */
+json_t *event_validate_canonical(json_t *event, int64_t now_us, char **canonical,
+                                 struct api_error *err);
+
 /* RFC 3339 date-time with a mandatory offset ("Z" or ±hh:mm); fractional seconds allowed.
  * Stores microseconds since the epoch. */
 bool event_parse_timestamp(const char *text, int64_t *out_us);

@@ -146,6 +146,7 @@ static void req_free(struct api_request *r)
         for (int i = 0; i < r->n; i++) {
             json_decref(r->events[i]);
             json_decref(r->results[i]);
+            free(r->items[i].canonical);
         }
     }
     free(r->events);
@@ -437,7 +438,8 @@ static void handle_post_events(struct api_request *r, struct evhttp_request *req
     int64_t now = now_us();
     for (int i = 0; i < r->n; i++) {
         json_t *ev = r->batch ? json_array_get(r->body, (size_t)i) : r->body;
-        r->events[i] = event_validate(ev, now, &err);
+        struct ingest_item *it = &r->items[i];
+        r->events[i] = event_validate_canonical(ev, now, &it->canonical, &err);
         if (r->events[i] == NULL) {
             metrics_count_event(api->d.metrics, "invalid");
             if (!r->batch) {
@@ -451,7 +453,6 @@ static void handle_post_events(struct api_request *r, struct evhttp_request *req
                                       "result", "rejected", "error", api_error_body(&err));
             continue;
         }
-        struct ingest_item *it = &r->items[i];
         it->event = r->events[i];
         it->token_id = r->who.token_id;
         it->scope = r->who.scope;

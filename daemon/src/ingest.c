@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/buffer.h>
+
 #include "log.h"
 #include "metrics.h"
 
@@ -50,6 +52,31 @@ static void fail_item(struct ingest_item *item, int status, const char *code, co
     deliver(item, &o);
 }
 
+/* Appends one event of the group to the function's argument (a JSON array). The event is its
+ * canonical text, which validation printed for the fingerprint, with what the function needs
+ * besides put in front: its index, fingerprint, token and scope. Printing every event again
+ * with jansson was a fifth of rolloutd's time for batches. The canonical text holds occurred_at
+ * as microseconds; the text as the client wrote it follows at the end, and jsonb keeps the last
+ * value of a key given twice, so the function reads what the client wrote (with its offset), as
+ * before. It is a validated RFC 3339 date-time: digits and "-:.+TZ", nothing to escape. */
+static void group_add_event(struct evbuffer *out, int k, const struct ingest_item *item,
+                            const char *scope)
+{
+    const char *canon = item->canonical;
+    size_t len = strlen(canon);
+    evbuffer_add_printf(out, "%s{\"i\":%d,\"hash\":\"%s\"", k ? "," : "", k,
+                        json_string_value(json_object_get(item->event, "hash")));
+    if (item->token_id)
+        evbuffer_add_printf(out, ",\"token\":%d", item->token_id);
+    if (scope)
+        evbuffer_add_printf(out, ",\"scope\":%s", scope);
+    /* the canonical object's members: without its braces */
+    evbuffer_add(out, ",", 1);
+    evbuffer_add(out, canon + 1, len - 2);
+    evbuffer_add_printf(out, ",\"occurred_at\":\"%s\"}",
+                        json_string_value(json_object_get(item->event, "occurred_at")));
+}
+
 static bool group_send(struct db_job *job, PGconn *conn)
 {
     struct group *g = job->arg;
@@ -61,7 +88,11 @@ static bool group_send(struct db_job *job, PGconn *conn)
     if (take > 0 && TAILQ_FIRST(&ing->queue)->single)
         take = 1; /* retried after its group failed: alone, to find the one that fails */
     g->items = calloc(take > 0 ? (size_t)take : 1, sizeof *g->items);
-    json_t *batch = json_array();
+    struct evbuffer *payload = evbuffer_new();
+    evbuffer_add(payload, "[", 1);
+    /* the scope is the token's: the same for all events of a request, printed once for them */
+    const json_t *scope_of = NULL;
+    char *scope = NULL;
     for (int k = 0; k < take; k++) {
         struct ingest_item *item = TAILQ_FIRST(&ing->queue);
         TAILQ_REMOVE(&ing->queue, item, link);
@@ -69,23 +100,22 @@ static bool group_send(struct db_job *job, PGconn *conn)
         ing->inflight++;
         item->state = INGEST_ITEM_INFLIGHT;
         g->items[g->n++] = item;
-        json_t *ev = json_copy(item->event);
-        json_object_set_new(ev, "i", json_integer(k));
-        if (item->token_id)
-            json_object_set_new(ev, "token", json_integer(item->token_id));
-        if (item->scope)
-            json_object_set(ev, "scope", item->scope);
-        json_array_append_new(batch, ev);
+        if (item->scope != scope_of) {
+            free(scope);
+            scope_of = item->scope;
+            scope = item->scope ? json_dumps(item->scope, JSON_COMPACT) : NULL;
+        }
+        group_add_event(payload, k, item, scope);
     }
+    free(scope);
+    evbuffer_add(payload, "]", 2); /* with the terminating NUL */
     if (ing->queued > 0)
         event_active(ing->kick, EV_TIMEOUT, 0);
     metrics_observe_group(ing->metrics, g->n);
 
-    char *payload = json_dumps(batch, JSON_COMPACT);
-    json_decref(batch);
-    const char *params[1] = {payload};
+    const char *params[1] = {(const char *)evbuffer_pullup(payload, -1)};
     int ok = PQsendQueryPrepared(conn, "apply_events", 1, params, NULL, NULL, 0);
-    free(payload);
+    evbuffer_free(payload);
     return ok == 1;
 }
 

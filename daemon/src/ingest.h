@@ -40,6 +40,7 @@ typedef void (*ingest_done_fn)(struct ingest_item *item, const struct ingest_out
 
 struct ingest_item {
     json_t *event;      /* the validated event (owned by the caller) */
+    char *canonical;    /* its canonical text, from event_validate_canonical (owned by the caller) */
     int token_id;       /* the acting token, 0 for none */
     json_t *scope;      /* array of Ressorts the token may write, or NULL for all (borrowed) */
     ingest_done_fn done;
