@@ -74,12 +74,20 @@ function request()
 end
 
 -- Only for batches (a response() makes wrk hand every body to Lua): count per-event results.
+-- One pass with plain finds: three pattern-matching gsub passes over each body (about 75 KB for
+-- 500 events) cost wrk 3.3 us of CPU per event, on the same two cores as the daemon.
+local KEY = '"result":"'
+local C, R, D = string.byte("c"), string.byte("r"), string.byte("d")
 if (tonumber(os.getenv("BENCH_BATCH") or "0") or 0) > 0 then
    function response(status, hdrs, body)
       if status == 200 and body then
-         local _, c = string.gsub(body, '"result":"created"', "")
-         local _, r = string.gsub(body, '"result":"rejected"', "")
-         local _, d = string.gsub(body, '"result":"duplicate"', "")
+         local c, r, d = 0, 0, 0
+         local at = string.find(body, KEY, 1, true)
+         while at do
+            local b = string.byte(body, at + #KEY)
+            if b == C then c = c + 1 elseif b == R then r = r + 1 elseif b == D then d = d + 1 end
+            at = string.find(body, KEY, at + #KEY, true)
+         end
          created, rejected, duplicate = created + c, rejected + r, duplicate + d
       end
    end
