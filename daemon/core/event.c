@@ -354,8 +354,13 @@ json_t *event_validate_canonical(json_t *event, int64_t now_us, char **canonical
     for (int i = 0; i < 37; i++)
         uuid[i] = (char)tolower((unsigned char)event_id[i]);
 
-    json_t *out = json_pack("{s:s, s:s, s:s, s:s, s:s}", "event_id", uuid, "employee", employee,
-                            "item", item_key, "state", state_key, "occurred_at", occurred_at);
+    /* every value checked above: ASCII, so jansson need not check the UTF-8 again */
+    json_t *out = json_object();
+    json_object_set_new_nocheck(out, "event_id", json_stringn_nocheck(uuid, 36));
+    json_object_set_new_nocheck(out, "employee", json_string_nocheck(employee));
+    json_object_set_new_nocheck(out, "item", json_string_nocheck(item_key));
+    json_object_set_new_nocheck(out, "state", json_string_nocheck(state_key));
+    json_object_set_new_nocheck(out, "occurred_at", json_string_nocheck(occurred_at));
     json_t *dev = json_object_get(event, "device");
     json_t *feat = json_object_get(event, "features");
     if ((dev && !json_is_null(dev) && !validate_device(dev, out, err)) ||

@@ -301,12 +301,19 @@ static void wait_for_db(struct api_request *r)
 static json_t *created_body(const char *event_id, const struct ingest_outcome *o,
                             const char *result)
 {
-    json_t *b = json_pack("{s:s, s:s, s:s, s:s, s:s}", "event_id", event_id, "result", result,
-                          "employee", o->employee ? o->employee : "", "item",
-                          o->item ? o->item : "", "state", o->state ? o->state : "");
-    json_object_set_new(b, "previous_state",
-                        o->previous_state ? json_string(o->previous_state) : json_null());
-    json_object_set_new(b, "applied", json_boolean(o->applied == 1));
+    /* A validated event_id, and a personnel number, item and states as the schema's CHECKs and
+     * enums allow them: ASCII, so jansson need not check the UTF-8 again (for every event of a
+     * batch, its answer is built here). */
+    json_t *b = json_object();
+    json_object_set_new_nocheck(b, "event_id", json_string_nocheck(event_id));
+    json_object_set_new_nocheck(b, "result", json_string_nocheck(result));
+    json_object_set_new_nocheck(b, "employee", json_string_nocheck(o->employee ? o->employee : ""));
+    json_object_set_new_nocheck(b, "item", json_string_nocheck(o->item ? o->item : ""));
+    json_object_set_new_nocheck(b, "state", json_string_nocheck(o->state ? o->state : ""));
+    json_object_set_new_nocheck(b, "previous_state", o->previous_state
+                                                         ? json_string_nocheck(o->previous_state)
+                                                         : json_null());
+    json_object_set_new_nocheck(b, "applied", json_boolean(o->applied == 1));
     return b;
 }
 
