@@ -51,9 +51,12 @@ Test(security, tls_serves_https_with_the_configured_certificate)
     struct th_daemon d;
     cr_assert_eq(th_daemon_spawn(&d, &db, extra, 0), -1, "rolloutd with TLS did not start");
 
-    char url[128];
+    char url[128], body[300];
     snprintf(url, sizeof url, "https://127.0.0.1:%d/readyz", d.port);
-    const char *const curl[] = {"/usr/bin/curl", "-sS", "--cacert", cert, "-o", "/dev/null", "-w", "%{http_code}",
+    /* a file, not /dev/null: curl truncates its output before a retry, and fails (23) on
+     * /dev/null when the daemon was not listening yet at the first try */
+    snprintf(body, sizeof body, "%s/readyz.out", dir);
+    const char *const curl[] = {"/usr/bin/curl", "-sS", "--cacert", cert, "-o", body, "-w", "%{http_code}",
                     "--retry", "30", "--retry-connrefused", "--retry-delay", "1",
                     "--retry-all-errors", url, NULL};
     char *out = NULL;
