@@ -93,6 +93,7 @@ static bool group_send(struct db_job *job, PGconn *conn)
     /* the scope is the token's: the same for all events of a request, printed once for them */
     const json_t *scope_of = NULL;
     char *scope = NULL;
+    bool printed = true;
     for (int k = 0; k < take; k++) {
         struct ingest_item *item = TAILQ_FIRST(&ing->queue);
         TAILQ_REMOVE(&ing->queue, item, link);
@@ -105,6 +106,9 @@ static bool group_send(struct db_job *job, PGconn *conn)
             scope_of = item->scope;
             scope = item->scope ? json_dumps(item->scope, JSON_COMPACT) : NULL;
         }
+        /* never an event of a scoped token without its scope (out of memory): the group
+         * fails and its clients are told to retry */
+        printed = printed && (item->scope == NULL || scope != NULL);
         group_add_event(payload, k, item, scope);
     }
     free(scope);
@@ -114,9 +118,10 @@ static bool group_send(struct db_job *job, PGconn *conn)
     metrics_observe_group(ing->metrics, g->n);
 
     const char *params[1] = {(const char *)evbuffer_pullup(payload, -1)};
-    int ok = PQsendQueryPrepared(conn, "apply_events", 1, params, NULL, NULL, 0);
+    int ok = printed && params[0] != NULL &&
+             PQsendQueryPrepared(conn, "apply_events", 1, params, NULL, NULL, 0) == 1;
     evbuffer_free(payload);
-    return ok == 1;
+    return ok;
 }
 
 static void group_result(struct db_job *job, const PGresult *res)
