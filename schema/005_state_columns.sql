@@ -39,8 +39,9 @@ CREATE TABLE progress_count (
 WITH (fillfactor = 20, autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 2000,
       autovacuum_vacuum_cost_delay = 0);
 
--- The counts so far, lane by lane. EXCLUSIVE mode lets readers read on and keeps writers out
--- until the view replaces the table.
+-- The counts so far, lane by lane. EXCLUSIVE mode keeps writers out while they are copied and
+-- lets readers read on; the DROP below then holds the table from everyone until this migration
+-- commits, a moment later.
 LOCK TABLE progress_counter IN EXCLUSIVE MODE;
 INSERT INTO progress_count (dienststelle, item, shard, planned, ordered, delivered, active, returned,
                             cancelled)
