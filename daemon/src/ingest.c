@@ -58,7 +58,8 @@ static void fail_item(struct ingest_item *item, int status, const char *code, co
  * with jansson was a fifth of rolloutd's time for batches. The canonical text holds occurred_at
  * as microseconds; the text as the client wrote it follows at the end, and jsonb keeps the last
  * value of a key given twice, so the function reads what the client wrote (with its offset), as
- * before. It is a validated RFC 3339 date-time: digits and "-:.+TZ", nothing to escape. */
+ * before. It is a validated RFC 3339 date-time (event_parse_timestamp): digits, "-:.+", T or t,
+ * Z or z, nothing to escape. */
 static void group_add_event(struct evbuffer *out, int k, const struct ingest_item *item,
                             const char *scope)
 {
