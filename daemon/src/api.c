@@ -67,10 +67,10 @@ struct api_request {
     bool batch;
     int n;
     json_t **events;   /* validated, per index (NULL where invalid) */
-    json_t **results;  /* per index */
+    char **results;    /* per index: the JSON text of its answer (a single event: the body) */
     struct ingest_item *items;
     int pending;       /* items whose outcome has not come back */
-    int replay_status; /* single event: 201 or 200 */
+    int status;        /* single event: 201, 200 (replayed), or the error's status */
 
     /* reads through the pool */
     struct db_job job;
@@ -145,7 +145,7 @@ static void req_free(struct api_request *r)
     if (r->events) {
         for (int i = 0; i < r->n; i++) {
             json_decref(r->events[i]);
-            json_decref(r->results[i]);
+            free(r->results[i]);
             free(r->items[i].canonical);
         }
     }
@@ -298,23 +298,63 @@ static void wait_for_db(struct api_request *r)
 
 /* ---- POST /v1/events -------------------------------------------------------------------- */
 
+/* The JSON text of a value, then freed (the answers of the events are kept as text). */
+static char *dump_text(json_t *v)
+{
+    char *text = json_dumps(v, JSON_COMPACT);
+    json_decref(v);
+    return text;
+}
+
+/* Whether a string goes into JSON as it is, between quotes: no quote, backslash or control
+ * character, which jansson would escape (it writes other UTF-8 as it is). */
+static bool json_plain(const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p < 0x20 || *p == '"' || *p == '\\')
+            return false;
+    return true;
+}
+
 static json_t *created_body(const char *event_id, const struct ingest_outcome *o,
                             const char *result)
 {
-    /* A validated event_id, and a personnel number, item and states as the schema's CHECKs and
-     * enums allow them: ASCII, so jansson need not check the UTF-8 again (for every event of a
-     * batch, its answer is built here). */
     json_t *b = json_object();
-    json_object_set_new_nocheck(b, "event_id", json_string_nocheck(event_id));
-    json_object_set_new_nocheck(b, "result", json_string_nocheck(result));
-    json_object_set_new_nocheck(b, "employee", json_string_nocheck(o->employee ? o->employee : ""));
-    json_object_set_new_nocheck(b, "item", json_string_nocheck(o->item ? o->item : ""));
-    json_object_set_new_nocheck(b, "state", json_string_nocheck(o->state ? o->state : ""));
-    json_object_set_new_nocheck(b, "previous_state", o->previous_state
-                                                         ? json_string_nocheck(o->previous_state)
-                                                         : json_null());
-    json_object_set_new_nocheck(b, "applied", json_boolean(o->applied == 1));
+    json_object_set_new(b, "event_id", json_string(event_id));
+    json_object_set_new(b, "result", json_string(result));
+    json_object_set_new(b, "employee", json_string(o->employee ? o->employee : ""));
+    json_object_set_new(b, "item", json_string(o->item ? o->item : ""));
+    json_object_set_new(b, "state", json_string(o->state ? o->state : ""));
+    json_object_set_new(b, "previous_state",
+                        o->previous_state ? json_string(o->previous_state) : json_null());
+    json_object_set_new(b, "applied", json_boolean(o->applied == 1));
     return b;
+}
+
+/* The answer for an event stored now or before, as JSON text. Its values are a validated
+ * event_id and a personnel number, item and states as the schema's CHECKs and enums allow them,
+ * so they are printed as they are, for every event of a batch; should one ever need escaping,
+ * jansson prints the answer (the same bytes otherwise: members in this order, compact). */
+static char *created_text(const char *event_id, const struct ingest_outcome *o, const char *result)
+{
+    const char *employee = o->employee ? o->employee : "", *item = o->item ? o->item : "";
+    const char *state = o->state ? o->state : "";
+    char buf[512];
+    int n = -1;
+    if (json_plain(event_id) && json_plain(employee) && json_plain(item) && json_plain(state) &&
+        (o->previous_state == NULL || json_plain(o->previous_state)))
+        n = snprintf(buf, sizeof buf,
+                     "{\"event_id\":\"%s\",\"result\":\"%s\",\"employee\":\"%s\",\"item\":\"%s\","
+                     "\"state\":\"%s\",\"previous_state\":%s%s%s,\"applied\":%s}",
+                     event_id, result, employee, item, state, o->previous_state ? "\"" : "",
+                     o->previous_state ? o->previous_state : "null",
+                     o->previous_state ? "\"" : "", o->applied == 1 ? "true" : "false");
+    if (n < 0 || (size_t)n >= sizeof buf)
+        return dump_text(created_body(event_id, o, result));
+    char *text = malloc((size_t)n + 1);
+    if (text)
+        memcpy(text, buf, (size_t)n + 1);
+    return text;
 }
 
 static json_t *rejected_error(const struct ingest_outcome *o)
@@ -329,29 +369,42 @@ static json_t *rejected_error(const struct ingest_outcome *o)
     return e;
 }
 
+static void reply_text(struct api_request *r, int status, struct evbuffer *buf)
+{
+    evbuffer_add(buf, "\n", 1);
+    reply(r, status, "application/json", buf);
+    evbuffer_free(buf);
+}
+
 static void events_answer(struct api_request *r)
 {
+    for (int i = 0; i < r->n; i++) {
+        if (r->results[i] == NULL) { /* out of memory while printing it */
+            fail(r, 500, "internal", NULL,
+                 "the answer could not be written; send the same events again (with the same "
+                 "event_id): those stored are answered as duplicates");
+            return;
+        }
+    }
+    struct evbuffer *buf = evbuffer_new();
     if (r->batch) {
-        json_t *arr = json_array();
-        for (int i = 0; i < r->n; i++)
-            json_array_append(arr, r->results[i]);
-        reply_json(r, 200, json_pack("{s:o}", "results", arr));
+        evbuffer_add(buf, "{\"results\":[", 12);
+        for (int i = 0; i < r->n; i++) {
+            if (i > 0)
+                evbuffer_add(buf, ",", 1);
+            evbuffer_add(buf, r->results[i], strlen(r->results[i]));
+        }
+        evbuffer_add(buf, "]}", 2);
+        reply_text(r, 200, buf);
         return;
     }
-    json_t *res = r->results[0];
-    json_t *err = json_object_get(res, "error");
-    if (err) {
-        int status = (int)json_integer_value(json_object_get(res, "status"));
-        if (status == 503 && r->req)
-            evhttp_add_header(evhttp_request_get_output_headers(r->req), "Retry-After", "2");
-        json_object_del(res, "status");
-        reply_json(r, status, json_pack("{s:O}", "error", err));
-        return;
-    }
-    if (r->replay_status == 200 && r->req)
+    if (r->req && r->status == 503)
+        evhttp_add_header(evhttp_request_get_output_headers(r->req), "Retry-After", "2");
+    if (r->req && r->status == 200)
         evhttp_add_header(evhttp_request_get_output_headers(r->req), "Idempotent-Replayed",
                           "true");
-    reply_json(r, r->replay_status, json_incref(res));
+    evbuffer_add(buf, r->results[0], strlen(r->results[0]));
+    reply_text(r, r->status, buf);
 }
 
 static void on_event_outcome(struct ingest_item *item, const struct ingest_outcome *o)
@@ -359,19 +412,19 @@ static void on_event_outcome(struct ingest_item *item, const struct ingest_outco
     struct api_request *r = item->owner;
     int i = (int)(item - r->items);
     const char *event_id = json_string_value(json_object_get(r->events[i], "event_id"));
-    json_t *res;
+    char *text;
     if (strcmp(o->result, "rejected") == 0) {
-        res = json_pack("{s:s, s:s, s:o}", "event_id", event_id, "result", "rejected", "error",
-                        rejected_error(o));
-        if (!r->batch)
-            json_object_set_new(res, "status", json_integer(o->status));
+        r->status = o->status;
+        text = dump_text(r->batch ? json_pack("{s:s, s:s, s:o}", "event_id", event_id, "result",
+                                              "rejected", "error", rejected_error(o))
+                                  : json_pack("{s:o}", "error", rejected_error(o)));
     } else {
         bool dup = strcmp(o->result, "duplicate") == 0;
         /* a replayed single event gets the first answer's body, word for word */
-        res = created_body(event_id, o, dup && r->batch ? "duplicate" : "created");
-        r->replay_status = dup ? 200 : 201;
+        text = created_text(event_id, o, dup && r->batch ? "duplicate" : "created");
+        r->status = dup ? 200 : 201;
     }
-    r->results[i] = res;
+    r->results[i] = text;
     r->pending--;
     if (r->pending == 0 && r->state == REQ_WAITING)
         events_answer(r);
@@ -455,9 +508,10 @@ static void handle_post_events(struct api_request *r, struct evhttp_request *req
                 return;
             }
             json_t *id = json_is_object(ev) ? json_object_get(ev, "event_id") : NULL;
-            r->results[i] = json_pack("{s:o, s:s, s:o}", "event_id",
-                                      json_is_string(id) ? json_incref(id) : json_null(),
-                                      "result", "rejected", "error", api_error_body(&err));
+            r->results[i] = dump_text(json_pack("{s:o, s:s, s:o}", "event_id",
+                                                json_is_string(id) ? json_incref(id) : json_null(),
+                                                "result", "rejected", "error",
+                                                api_error_body(&err)));
             continue;
         }
         it->event = r->events[i];
