@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "canonical_reference.h"
 #include "event.h"
 
 /* 2026-12-01T12:00:00Z */
@@ -107,6 +108,22 @@ static char *slurp(const char *path, size_t *len)
     return buf;
 }
 
+/* Validates one event as POST /v1/events does; a valid one's canonical text must be the
+ * reference's (canonical_reference.h). */
+static json_t *validate_checked(json_t *ev, struct api_error *err)
+{
+    char *canonical;
+    json_t *v = event_validate_canonical(ev, NOW_US, &canonical, err);
+    if (v) {
+        char *want = canonical_reference(v);
+        cr_expect(want != NULL && canonical != NULL && strcmp(canonical, want) == 0,
+                  "canonical text\n  got  %s\n  want %s", canonical, want);
+        free(want);
+        free(canonical);
+    }
+    return v;
+}
+
 /* What happened to a body, in the .expect syntax. */
 static void outcome(const char *body, size_t len, char *out, size_t size, char *detail,
                     size_t dsize)
@@ -119,7 +136,7 @@ static void outcome(const char *body, size_t len, char *out, size_t size, char *
         json_t *ev;
         json_array_foreach(root, i, ev)
         {
-            json_t *v = event_validate(ev, NOW_US, &err);
+            json_t *v = validate_checked(ev, &err);
             if (v == NULL) {
                 ok = false;
                 break;
@@ -127,7 +144,7 @@ static void outcome(const char *body, size_t len, char *out, size_t size, char *
             json_decref(v);
         }
     } else if (ok) {
-        json_t *v = event_validate(root, NOW_US, &err);
+        json_t *v = validate_checked(root, &err);
         ok = v != NULL;
         if (v) {
             /* a normalised event: lower-case UUID, a 64 hex digit fingerprint */
@@ -366,6 +383,51 @@ Test(fingerprint, is_the_sha256_of_the_canonical_event)
     cr_assert_str_eq(json_string_value(json_object_get(v, "occurred_at")),
                      "2026-11-01T11:00:00+01:00");
     json_decref(v);
+}
+
+/* The canonical text is put together from the event's parts (event.c); it must be what jansson
+ * printed before, for every shape an event can have and every character a note or a device
+ * model can hold. */
+Test(fingerprint, canonical_text_is_the_jansson_form_for_every_shape)
+{
+    static const char *const extra[] = {
+        "",
+        ", \"note\": \"handed over\"",
+        ", \"note\": \"\\\"quoted\\\" back\\\\slash / slash\"",
+        ", \"note\": \"tab\\there\\nnew line \\u0001 \\u001f \\u007f del\"",
+        ", \"note\": \"Übergabe an Frau Müller, Straße ß €\"",
+        ", \"note\": \"astral \\ud83d\\ude00 and \xf0\x9f\x93\xb1 raw\"",
+        ", \"note\": \"\\u2028 line separator\"",
+        ", \"device\": {\"serial\": \"A/B:C.D_E-F\"}",
+        ", \"device\": {\"serial\": \"S1\", \"imei\": \"356938035643809\"}",
+        ", \"device\": {\"model\": \"Galaxy \\\"XCover\\\" 6 Pro ™\", \"serial\": \"S1\"}",
+        ", \"device\": {\"imei\": \"356938035643809\", \"model\": \"m\", \"serial\": \"S1\"}",
+        ", \"device\": null, \"features\": null, \"note\": null",
+    };
+    static const char *const voice[] = {
+        ", \"features\": {}",
+        ", \"features\": {\"one_number\": true}",
+        ", \"features\": {\"cti\": false}",
+        ", \"features\": {\"one_number\": false, \"cti\": true}, \"note\": \"n\"",
+    };
+    char text[1024];
+    for (size_t i = 0; i < sizeof extra / sizeof extra[0] + sizeof voice / sizeof voice[0]; i++) {
+        bool is_voice = i >= sizeof extra / sizeof extra[0];
+        snprintf(text, sizeof text,
+                 "{\"event_id\": \"0B6F6E52-4D0E-4A57-9A43-1C3C8F3F6B1A\", \"employee\": \"P-12_3\", "
+                 "\"item\": \"%s\", \"state\": \"delivered\", "
+                 "\"occurred_at\": \"2026-11-20T09:30:00.123456789-02:30\"%s}",
+                 is_voice ? "hessen_voice" : "hessen_smartphone",
+                 is_voice ? voice[i - sizeof extra / sizeof extra[0]] : extra[i]);
+        json_error_t jerr;
+        json_t *root = json_loads(text, 0, &jerr);
+        cr_assert_not_null(root, "%s: %s", text, jerr.text);
+        struct api_error err;
+        json_t *v = validate_checked(root, &err);
+        cr_expect_not_null(v, "%s: %s %s", text, err.code, err.message);
+        json_decref(v);
+        json_decref(root);
+    }
 }
 
 Test(fingerprint, same_event_in_another_key_order_has_the_same_hash)
