@@ -215,16 +215,22 @@ static void reply(struct api_request *r, int status, const char *content_type,
                       evhttp_request_get_command(req) == EVHTTP_REQ_HEAD ? NULL : body);
 }
 
+/* A JSON answer already printed into buf: the closing newline, sent, buf freed. */
+static void reply_text(struct api_request *r, int status, struct evbuffer *buf)
+{
+    evbuffer_add(buf, "\n", 1);
+    reply(r, status, "application/json", buf);
+    evbuffer_free(buf);
+}
+
 static void reply_json(struct api_request *r, int status, json_t *body)
 {
     struct evbuffer *buf = evbuffer_new();
     char *text = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(10));
     evbuffer_add(buf, text, strlen(text));
-    evbuffer_add(buf, "\n", 1);
     free(text);
     json_decref(body);
-    reply(r, status, "application/json", buf);
-    evbuffer_free(buf);
+    reply_text(r, status, buf);
 }
 
 static void reply_error(struct api_request *r, const struct api_error *err)
@@ -367,13 +373,6 @@ static json_t *rejected_error(const struct ingest_outcome *o)
                                                     ? json_string(o->previous_state)
                                                     : json_null());
     return e;
-}
-
-static void reply_text(struct api_request *r, int status, struct evbuffer *buf)
-{
-    evbuffer_add(buf, "\n", 1);
-    reply(r, status, "application/json", buf);
-    evbuffer_free(buf);
 }
 
 static void events_answer(struct api_request *r)
