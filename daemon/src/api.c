@@ -12,6 +12,7 @@
 #include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,9 +107,12 @@ struct status_key {
     bool schema_ok, draining;
 };
 
+/* Sent by reference, not copied: each answer in flight holds one reference, and the api holds
+ * one while this is the current cache; the last one frees it. */
 struct status_cache {
     struct status_key key;
     int http_status;
+    int refs;
     size_t len;
     char body[];
 };
@@ -758,6 +762,16 @@ static void iso_time(double t, char out[32])
     strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/* An evbuffer cleanup callback too: an answer's reference is released once it was written. */
+static void status_cache_unref(const void *data, size_t len, void *arg)
+{
+    (void)data;
+    (void)len;
+    struct status_cache *c = arg;
+    if (c && --c->refs == 0)
+        free(c);
+}
+
 /* Renders /status into api->status for key (what the bytes show). */
 static void status_render(struct api *api, const struct status_key *key)
 {
@@ -788,10 +802,11 @@ static void status_render(struct api *api, const struct status_key *key)
     char *text = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(10));
     json_decref(body);
     size_t len = strlen(text);
-    free(api->status);
+    status_cache_unref(NULL, 0, api->status);
     api->status = malloc(sizeof *api->status + len + 1);
     api->status->key = *key;
     api->status->http_status = http_status;
+    api->status->refs = 1;
     api->status->len = len + 1;
     memcpy(api->status->body, text, len);
     api->status->body[len] = '\n';
@@ -801,11 +816,11 @@ static void status_render(struct api *api, const struct status_key *key)
 static void handle_status(struct api_request *r, struct evkeyvalq *query)
 {
     struct api *api = r->api;
-    int http_status;
-    const char *status = overall_status(api, &http_status);
-    struct progress_scope all = {-1, -1};
     const char *format = evhttp_find_header(query, "format");
     if (format && strcmp(format, "text") == 0) {
+        int http_status;
+        const char *status = overall_status(api, &http_status);
+        struct progress_scope all = {-1, -1};
         struct evbuffer *buf = evbuffer_new();
         const char *word = strcmp(status, "ok") == 0         ? "OK"
                            : strcmp(status, "degraded") == 0 ? "WARNING"
@@ -841,7 +856,12 @@ static void handle_status(struct api_request *r, struct evkeyvalq *query)
     if (api->status == NULL || memcmp(&api->status->key, &key, sizeof key) != 0)
         status_render(api, &key);
     struct evbuffer *buf = evbuffer_new();
-    evbuffer_add(buf, api->status->body, api->status->len);
+    api->status->refs++;
+    if (evbuffer_add_reference(buf, api->status->body, api->status->len, status_cache_unref,
+                               api->status) != 0) {
+        api->status->refs--; /* not taken: a copy instead */
+        evbuffer_add(buf, api->status->body, api->status->len);
+    }
     reply(r, api->status->http_status, "application/json", buf);
     evbuffer_free(buf);
 }
@@ -974,11 +994,18 @@ static void set_request_id(struct api_request *r, struct evhttp_request *req)
     for (const char *p = given; ok && *p; p++)
         ok = (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
              *p == '-' || *p == '_' || *p == '.';
-    if (ok)
-        snprintf(r->id, sizeof r->id, "%s", given);
-    else
-        snprintf(r->id, sizeof r->id, "%08x%06llx", (unsigned)r->start.tv_sec & 0xffffffffu,
-                 r->api->next_id++ & 0xffffffULL);
+    if (ok) {
+        memcpy(r->id, given, strlen(given) + 1);
+        return;
+    }
+    /* ours: the start second and a counter, 8 + 6 hex digits (written by hand: every request
+     * has one, and snprintf was most of rolloutd's own time on a /status) */
+    static const char hex[] = "0123456789abcdef";
+    uint64_t v = ((uint64_t)((unsigned)r->start.tv_sec & 0xffffffffu) << 24) |
+                 (r->api->next_id++ & 0xffffffULL);
+    for (int i = 13; i >= 0; i--, v >>= 4)
+        r->id[i] = hex[v & 0xf];
+    r->id[14] = '\0';
 }
 
 static void on_request(struct evhttp_request *req, void *arg)
@@ -998,10 +1025,15 @@ static void on_request(struct evhttp_request *req, void *arg)
     const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
     char id[EVENT_EMPLOYEE_MAX + 2] = "";
     size_t decoded_len = 0;
-    char *decoded = path ? evhttp_uridecode(path, 0, &decoded_len) : NULL;
-    /* a %00 would cut the path short in C: such a path names nothing */
-    r->route = decoded && strlen(decoded) == decoded_len ? route_of(decoded, id, sizeof id)
-                                                          : ROUTE_OTHER;
+    /* only a path with a %-escape needs decoding into a copy; the others route as they are */
+    const char *route_path = path;
+    char *decoded = NULL;
+    if (path && strchr(path, '%')) {
+        decoded = evhttp_uridecode(path, 0, &decoded_len);
+        /* a %00 would cut the path short in C: such a path names nothing */
+        route_path = decoded && strlen(decoded) == decoded_len ? decoded : NULL;
+    }
+    r->route = route_path ? route_of(route_path, id, sizeof id) : ROUTE_OTHER;
     free(decoded);
 
     struct evkeyvalq query;
@@ -1269,7 +1301,7 @@ void api_free(struct api *api)
         event_free(api->accept_retry);
     if (api->close_listener)
         event_free(api->close_listener);
-    free(api->status);
+    status_cache_unref(NULL, 0, api->status);
     if (api->ssl)
         SSL_CTX_free(api->ssl);
     free(api);
