@@ -4,6 +4,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
@@ -1176,7 +1177,12 @@ struct api *api_new(const struct api_deps *deps)
      * (libevent 2.1 has no hook for its own error pages) and closes the connection. */
     evhttp_set_max_body_size(api->http, (ev_ssize_t)cfg->http_max_body_bytes + API_BODY_SLACK);
     evhttp_set_max_headers_size(api->http, cfg->http_max_header_bytes);
-    evhttp_set_timeout(api->http, cfg->http_timeout_s);
+    /* Every connection has the same read and write timeout, and evhttp re-arms them around
+     * every request: as a libevent "common timeout" they wait in one queue, re-armed in O(1),
+     * instead of the timer heap (about 5% of a /status request's CPU, side by side). */
+    struct timeval timeout = {cfg->http_timeout_s, 0};
+    const struct timeval *common = event_base_init_common_timeout(deps->base, &timeout);
+    evhttp_set_timeout_tv(api->http, common ? common : &timeout);
     /* every method evhttp knows reaches us, so each gets the contract's 405 with Allow */
     evhttp_set_allowed_methods(api->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
                                               EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |

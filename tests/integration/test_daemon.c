@@ -1,11 +1,16 @@
 /* The daemon as a process: start-up checks, SIGHUP, token revocation, and a slow database that
  * must not stall anything but the requests that wait for it. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -83,6 +88,59 @@ Test(daemon, a_bad_configuration_stops_start_up_with_file_line_and_reason)
     log = th_daemon_log(&d);
     cr_assert(strstr(log, "unknown setting \"no_such_group\""), "%s", log);
     free(log);
+}
+
+/* Seconds until the daemon closes a new connection on which `sent` (if any) was written,
+ * reading whatever it answers meanwhile; -1 if it is still open after `limit` seconds. */
+static double seconds_until_closed(int port, const char *sent, double limit)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert(fd >= 0, "socket: %s", strerror(errno));
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0, "connect: %s",
+                 strerror(errno));
+    double start = now_s();
+    if (sent)
+        cr_assert_eq(send(fd, sent, strlen(sent), MSG_NOSIGNAL), (ssize_t)strlen(sent));
+    double closed = -1;
+    while (closed < 0 && now_s() - start < limit) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 50) <= 0)
+            continue;
+        char buf[4096];
+        ssize_t n = recv(fd, buf, sizeof buf, 0);
+        if (n == 0 || (n < 0 && errno == ECONNRESET))
+            closed = now_s() - start;
+    }
+    close(fd);
+    return closed;
+}
+
+/* http.timeout is the slow-client defence: a connection that sends nothing, one that stops in
+ * the middle of its request, and a kept-alive one after its answer are all closed once it has
+ * passed; meanwhile the daemon serves others. */
+Test(daemon, idle_trickling_and_kept_alive_connections_close_after_http_timeout)
+{
+    struct th_daemon d;
+    th_daemon_start(&d, &db, "http = { timeout = 1; };");
+    const struct {
+        const char *what, *sent;
+    } cases[] = {
+        {"a connection that sends nothing", NULL},
+        {"a request cut off in its headers", "GET /status HTTP/1.1\r\nHost"},
+        {"a kept-alive connection after its answer", "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        double took = seconds_until_closed(d.port, cases[i].sent, 5.0);
+        cr_expect(took >= 0.8 && took < 3.0,
+                  "%s: closed after %.2f s with http.timeout = 1 (-1: still open after 5 s)",
+                  cases[i].what, took);
+    }
+    struct th_response *r = th_http(&d, "GET", "/healthz", NULL, NULL, NULL, 0);
+    cr_expect_eq(r->status, 200);
+    th_response_free(r);
+    th_daemon_stop(&d, SIGTERM);
 }
 
 Test(daemon, a_revoked_token_is_refused_within_a_second)
