@@ -999,10 +999,14 @@ static void set_request_id(struct api_request *r, struct evhttp_request *req)
         memcpy(r->id, given, strlen(given) + 1);
         return;
     }
-    /* ours: the start second and a counter, 8 + 6 hex digits (written by hand: every request
-     * has one, and snprintf was most of rolloutd's own time on a /status) */
+    /* ours: the Unix second (the loop's cached clock) and a counter, 8 + 6 hex digits, so an
+     * id a user reports names one line of the journal, also across restarts and reboots
+     * (written by hand: every request has one, and snprintf was most of rolloutd's own time on
+     * a /status) */
     static const char hex[] = "0123456789abcdef";
-    uint64_t v = ((uint64_t)((unsigned)r->start.tv_sec & 0xffffffffu) << 24) |
+    struct timeval now = {0, 0};
+    event_base_gettimeofday_cached(r->api->d.base, &now);
+    uint64_t v = ((uint64_t)((unsigned long long)now.tv_sec & 0xffffffffULL) << 24) |
                  (r->api->next_id++ & 0xffffffULL);
     for (int i = 13; i >= 0; i--, v >>= 4)
         r->id[i] = hex[v & 0xf];

@@ -702,6 +702,7 @@ static void http_done(struct evhttp_request *req, void *arg)
         r->content_type = header_copy(h, "Content-Type");
         r->retry_after = header_copy(h, "Retry-After");
         r->replayed = header_copy(h, "Idempotent-Replayed");
+        r->request_id = header_copy(h, "X-Request-Id");
     }
     event_base_loopbreak(call->base);
 }
@@ -815,6 +816,7 @@ void th_response_free(struct th_response *r)
     free(r->content_type);
     free(r->retry_after);
     free(r->replayed);
+    free(r->request_id);
     free(r);
 }
 

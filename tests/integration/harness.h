@@ -66,7 +66,7 @@ struct th_response {
     char *body;  /* NUL-terminated */
     size_t len;
     json_t *json; /* parsed body, or NULL if not JSON */
-    char *content_type, *retry_after, *replayed; /* header values or NULL */
+    char *content_type, *retry_after, *replayed, *request_id; /* header values or NULL */
 };
 
 /* One HTTP request on a new connection. token may be NULL (no Authorization header);

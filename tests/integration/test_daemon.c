@@ -143,6 +143,38 @@ Test(daemon, idle_trickling_and_kept_alive_connections_close_after_http_timeout)
     th_daemon_stop(&d, SIGTERM);
 }
 
+/* The daemon's own request ids: 14 hex digits, the Unix second of the request and a counter,
+ * so that an id reported with a 500 names one line of the journal, also after a restart (a
+ * client's own id comes back as sent: tests/api/cases/058-request-id-echoed.case). */
+Test(daemon, request_ids_are_the_unix_second_and_a_counter_or_the_clients_own)
+{
+    struct th_daemon d;
+    th_daemon_start(&d, &db, "");
+    char ids[3][40] = {{0}};
+    for (int i = 0; i < 3; i++) {
+        time_t before = time(NULL);
+        struct th_response *r = th_http(&d, "GET", "/healthz", NULL, NULL, NULL, 0);
+        time_t after = time(NULL);
+        cr_assert(r->request_id != NULL, "no X-Request-Id in the answer");
+        cr_assert_eq(strlen(r->request_id), 14, "request id %s: not 14 characters", r->request_id);
+        cr_assert_eq(strspn(r->request_id, "0123456789abcdef"), 14, "request id %s: not hex",
+                     r->request_id);
+        char second[9];
+        memcpy(second, r->request_id, 8);
+        second[8] = '\0';
+        long long at = strtoll(second, NULL, 16);
+        cr_expect(at >= ((long long)before & 0xffffffffLL) - 1 &&
+                      at <= ((long long)after & 0xffffffffLL) + 1,
+                  "request id %s: its second %lld is not now (%lld)", r->request_id, at,
+                  (long long)before);
+        snprintf(ids[i], sizeof ids[i], "%s", r->request_id);
+        th_response_free(r);
+    }
+    cr_expect(strcmp(ids[0], ids[1]) != 0 && strcmp(ids[1], ids[2]) != 0,
+              "request ids repeat: %s %s %s", ids[0], ids[1], ids[2]);
+    th_daemon_stop(&d, SIGTERM);
+}
+
 Test(daemon, a_revoked_token_is_refused_within_a_second)
 {
     char *tok = th_token(&db, "soon-revoked", "admin", NULL);
