@@ -83,6 +83,10 @@ double th_metric(struct th_daemon *d, const char *series);
  * strings when out/err are not NULL. stdin_data may be NULL. */
 int th_run(char *const argv[], const char *stdin_data, char **out, char **err);
 
+/* A raw TCP connection to 127.0.0.1:port with TCP_NODELAY, for bytes no HTTP client library
+ * would send; -1 if the connection is refused. */
+int th_connect(int port);
+
 /* A random version 4 UUID (for event ids). */
 void th_uuid(char out[37]);
 

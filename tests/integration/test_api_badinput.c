@@ -21,7 +21,7 @@
 static bool trickle(struct th_daemon *d, int bytes)
 {
     static const char req[] = "POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n";
-    int fd = api_connect(d->port);
+    int fd = th_connect(d->port);
     cr_assert(fd >= 0, "cannot connect to rolloutd");
     bool ok = true;
     for (int i = 0; i < bytes && i < (int)sizeof req - 1; i++) {
@@ -57,7 +57,7 @@ static bool pipelined(struct th_daemon *d, const char *method, const char *path,
              "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
              "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
              method, path);
-    int fd = api_connect(d->port);
+    int fd = th_connect(d->port);
     cr_assert(fd >= 0, "cannot connect to rolloutd");
     api_write_all(fd, req, strlen(req));
     struct abuf in = {0};

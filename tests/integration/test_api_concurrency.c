@@ -31,7 +31,7 @@ static void *shot_run(void *arg)
 {
     struct shot *s = arg;
     if (s->plain) {
-        int fd = api_connect(s->d->port);
+        int fd = th_connect(s->d->port);
         bool ok = fd >= 0 && api_write_all(fd, s->request, s->request_len - 1);
         pthread_barrier_wait(s->barrier);
         if (ok)
@@ -612,7 +612,7 @@ Test(concurrency, events_that_arrive_together_share_one_group_commit, .timeout =
                                 NULL);
         req[i] = raw_post(d.port, admin, body, &len[i]);
         free(body);
-        fd[i] = api_connect(d.port);
+        fd[i] = th_connect(d.port);
         cr_assert(fd[i] >= 0, "connect");
     }
     api_sleep_ms(300); /* the daemon has accepted the eight connections */

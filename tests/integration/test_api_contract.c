@@ -70,14 +70,11 @@
  *
  * ROLLOUT_TEST_VERBOSE=1 logs every answer (status and the start of its body).
  * ========================================================================================== */
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
 #include <dirent.h>
 #include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -257,21 +254,6 @@ API_UNUSED static struct api_resp *api_http(struct th_daemon *d, const char *met
     return r;
 }
 
-API_UNUSED static int api_connect(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    cr_assert(fd >= 0, "socket: %s", strerror(errno));
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-        close(fd);
-        return -1;
-    }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    return fd;
-}
-
 /* Writes everything (or until the peer closes). */
 API_UNUSED static bool api_write_all(int fd, const char *p, size_t n)
 {
@@ -377,7 +359,7 @@ API_UNUSED static struct api_resp *api_read_answer(int fd, bool head_request, in
 /* Sends bytes as they are on a new connection and reads the answer. */
 API_UNUSED static struct api_resp *api_raw(int port, const char *bytes, size_t n, bool head)
 {
-    int fd = api_connect(port);
+    int fd = th_connect(port);
     if (fd < 0) {
         struct api_resp *r = calloc(1, sizeof *r);
         cr_assert(r != NULL, "out of memory");

@@ -1,8 +1,6 @@
 /* The daemon as a process: start-up checks, SIGHUP, token revocation, and a slow database that
  * must not stall anything but the requests that wait for it. */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -94,12 +92,8 @@ Test(daemon, a_bad_configuration_stops_start_up_with_file_line_and_reason)
  * reading whatever it answers meanwhile; -1 if it is still open after `limit` seconds. */
 static double seconds_until_closed(int port, const char *sent, double limit)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    cr_assert(fd >= 0, "socket: %s", strerror(errno));
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0, "connect: %s",
-                 strerror(errno));
+    int fd = th_connect(port);
+    cr_assert(fd >= 0, "cannot connect to rolloutd: %s", strerror(errno));
     double start = now_s();
     if (sent)
         cr_assert_eq(send(fd, sent, strlen(sent), MSG_NOSIGNAL), (ssize_t)strlen(sent));

@@ -8,7 +8,6 @@
  * PostgreSQL is stopped in a private cluster of the test's own (harness_pg.h): the shared test
  * cluster serves the other tests. */
 #include <errno.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -337,13 +336,8 @@ Test(faults, sigterm_answers_everything_accepted, .timeout = 60)
 /* Sends a complete POST on a new blocking connection; returns the socket. */
 static int send_post(int port, const char *token, const char *body)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    cr_assert(fd >= 0, "socket: %s", strerror(errno));
-    struct sockaddr_in sin = {.sin_family = AF_INET,
-                              .sin_port = htons((unsigned short)port),
-                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    cr_assert(connect(fd, (struct sockaddr *)&sin, sizeof sin) == 0, "connect to rolloutd: %s",
-              strerror(errno));
+    int fd = th_connect(port);
+    cr_assert(fd >= 0, "connect to rolloutd: %s", strerror(errno));
     char req[4096];
     int n = snprintf(req, sizeof req,
                      "POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nAuthorization: Bearer "
