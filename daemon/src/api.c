@@ -1006,8 +1006,7 @@ static void set_request_id(struct api_request *r, struct evhttp_request *req)
     static const char hex[] = "0123456789abcdef";
     struct timeval now = {0, 0};
     event_base_gettimeofday_cached(r->api->d.base, &now);
-    uint64_t v = ((uint64_t)((unsigned long long)now.tv_sec & 0xffffffffULL) << 24) |
-                 (r->api->next_id++ & 0xffffffULL);
+    uint64_t v = ((uint64_t)now.tv_sec & 0xffffffffu) << 24 | (r->api->next_id++ & 0xffffffu);
     for (int i = 13; i >= 0; i--, v >>= 4)
         r->id[i] = hex[v & 0xf];
     r->id[14] = '\0';
