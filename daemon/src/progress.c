@@ -316,9 +316,15 @@ static void frame_load(struct progress *ps)
 
 /* ---- the counts ----------------------------------------------------------------------- */
 
+_Static_assert(STATE_COUNT - STATE_FIRST_REAL == 6, "the counts read six state columns");
+
 static const char *const counts_sql[] = {
-    "SELECT dienststelle, item, state::text, sum(n)::bigint FROM progress_counter "
-    "GROUP BY 1, 2, 3 HAVING sum(n) <> 0",
+    /* progress_count itself, its state columns in the order of enum rollout_state from
+     * STATE_FIRST_REAL: not the view progress_counter, whose row per state made this read take
+     * 25-30 ms instead of 2 at 800 offices */
+    "SELECT dienststelle, item, sum(planned)::bigint, sum(ordered)::bigint, "
+    "sum(delivered)::bigint, sum(active)::bigint, sum(returned)::bigint, sum(cancelled)::bigint "
+    "FROM progress_count GROUP BY 1, 2",
     "SELECT dienststelle, item, sum(n)::bigint FROM daily_done "
     "WHERE day > (now() AT TIME ZONE 'Europe/Berlin')::date - 7 GROUP BY 1, 2",
     "SELECT (now() AT TIME ZONE 'Europe/Berlin')::date::text, "
@@ -368,13 +374,15 @@ static void counts_result(struct db_job *job, const PGresult *res)
         for (int r = 0; r < n; r++) {
             int o = find_office(&ps->frame, PQgetvalue(res, r, 0));
             enum item item;
-            enum rollout_state st;
             if (o < 0) {
                 cb->unknown_office = true;
                 continue;
             }
-            if (item_parse(PQgetvalue(res, r, 1), &item) && state_parse(PQgetvalue(res, r, 2), &st))
-                cb->office_counts[o][item][st] = atoll(PQgetvalue(res, r, 3));
+            if (!item_parse(PQgetvalue(res, r, 1), &item))
+                continue;
+            for (int st = STATE_FIRST_REAL; st < STATE_COUNT; st++)
+                cb->office_counts[o][item][st] =
+                    atoll(PQgetvalue(res, r, 2 + st - STATE_FIRST_REAL));
         }
         break;
     case 1:
